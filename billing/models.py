@@ -1,0 +1,1 @@
+"""Sessions, CDRs and drivers' tokens arrive with the charging and billing issues."""

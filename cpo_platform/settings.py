@@ -1,0 +1,166 @@
+"""Settings for the CPO platform. Every value comes from the environment (see .env.example)."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+VAR_DIR.mkdir(exist_ok=True)
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env("SECRET_KEY", default="insecure-dev-key-change-me" if DEBUG else None)
+if not SECRET_KEY:
+    # Outside DEBUG there is no default secret: refuse to start rather than run insecurely.
+    raise environ.ImproperlyConfigured("Set SECRET_KEY (or DEBUG=true for a local demo).")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "stations",
+    "billing",
+    "ocpi",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "ocpi.middleware.OCPIRequestMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "cpo_platform.urls"
+WSGI_APPLICATION = "cpo_platform.wsgi.application"
+# OCPI paths accept both ".../locations" and ".../locations/" themselves; a redirect would
+# break POST/PUT from partners (PROTOCOL.md §10.8).
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite under var/ needs no server for the demo; PostgreSQL (psycopg 3) is the production
+# and CI database: DATABASE_URL=postgres://user:pass@host:5432/name
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'cpo.sqlite3'}")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file-backed test database, so a Celery worker process started by the tests sees it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_cpo.sqlite3")}
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", 30)
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    )
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["ocpi.auth.CredentialsTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["ocpi.auth.IsRegisteredPartner"],
+    "DEFAULT_RENDERER_CLASSES": ["ocpi.envelope.OCPIJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["ocpi.parsers.OCPIJSONParser"],
+    "EXCEPTION_HANDLER": "ocpi.exceptions.ocpi_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Celery -----------------------------------------------------------------------------------
+# Default: kombu's filesystem transport under var/, so the demo needs no broker server.
+# Production and CI: redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672//
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = Path(env("CELERY_FILESYSTEM_DIR", default=str(VAR_DIR / "broker")))
+    for _sub in ("out", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "out"),
+        "data_folder_out": str(_broker_dir / "out"),
+        "data_folder_processed": str(_broker_dir / "processed"),
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-outbox": {
+        "task": "ocpi.tasks.sweep_outbox_task",
+        "schedule": env.float("OUTBOX_SWEEP_SECONDS", default=30.0),
+    },
+}
+
+# --- OCPI -------------------------------------------------------------------------------------
+# The public base URL advertised to partners (versions URL = OCPI_BASE_URL + /ocpi/versions).
+OCPI_BASE_URL = env("OCPI_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The CPO's own OCPI identity. OCPI_EXTRA_ROLES adds further CPO roles hosted on this platform
+# (2.2.1 allows several), as "CC:PID:Business name" separated by ";".
+OCPI_COUNTRY_CODE = env("OCPI_COUNTRY_CODE", default="NL")
+OCPI_PARTY_ID = env("OCPI_PARTY_ID", default="CPO")
+OCPI_BUSINESS_NAME = env("OCPI_BUSINESS_NAME", default="Open CPO Platform")
+OCPI_BUSINESS_WEBSITE = env("OCPI_BUSINESS_WEBSITE", default="")
+OCPI_EXTRA_ROLES = env("OCPI_EXTRA_ROLES", default="")
+# Largest page a partner may ask for; smaller requests are honoured.
+OCPI_MAX_PAGE_SIZE = env.int("OCPI_MAX_PAGE_SIZE", default=100)
+# Timeout (seconds) for outbound calls when a partner's profile does not set one.
+OCPI_DEFAULT_TIMEOUT = env.float("OCPI_DEFAULT_TIMEOUT", default=30.0)
+# Key for encrypting tokens we present to partners (must be recoverable). Defaults to one
+# derived from SECRET_KEY; set a separate one in production.
+OCPI_TOKEN_ENCRYPTION_KEY = env("OCPI_TOKEN_ENCRYPTION_KEY", default="")
+# Outbox retry backoff: base seconds, doubled per attempt, capped.
+OUTBOX_BACKOFF_BASE = env.float("OUTBOX_BACKOFF_BASE", default=5.0)
+OUTBOX_BACKOFF_MAX = env.float("OUTBOX_BACKOFF_MAX", default=3600.0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.server": {"level": "WARNING"}},
+}

@@ -1,0 +1,140 @@
+"""OCPI errors and the one place where any error becomes an OCPI envelope (STYLE.md)."""
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from .envelope import envelope
+
+logger = logging.getLogger(__name__)
+
+
+class OCPIError(Exception):
+    """An error answered with an OCPI status code."""
+
+    ocpi_status = 2000
+    http_status = 400
+    default_message = "Client error"
+
+    def __init__(self, message: str | None = None, *, data=None):
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.data = data
+
+
+class InvalidParameters(OCPIError):
+    ocpi_status, http_status, default_message = 2001, 400, "Invalid or missing parameters"
+
+
+class NotEnoughInformation(OCPIError):
+    ocpi_status, http_status, default_message = 2002, 400, "Not enough information"
+
+
+class UnknownLocation(OCPIError):
+    ocpi_status, http_status, default_message = 2003, 404, "Unknown location"
+
+
+class UnknownToken(OCPIError):
+    ocpi_status, http_status, default_message = 2004, 404, "Unknown token"
+
+
+class UnknownObject(OCPIError):
+    ocpi_status, http_status, default_message = 2000, 404, "Unknown object"
+
+
+class MethodNotAllowedInState(OCPIError):
+    """E.g. credentials POST when already registered (PROTOCOL.md §3.2)."""
+
+    ocpi_status, http_status, default_message = 2000, 405, "Method not allowed"
+
+
+class ServerError(OCPIError):
+    ocpi_status, http_status, default_message = 3000, 500, "Server error"
+
+
+class UnableToUseClientAPI(OCPIError):
+    ocpi_status, http_status, default_message = 3001, 200, "Unable to use the client's API"
+
+
+class UnsupportedVersion(OCPIError):
+    ocpi_status, http_status, default_message = 3002, 200, "Unsupported version"
+
+
+class NoMatchingEndpoints(OCPIError):
+    ocpi_status, http_status, default_message = 3003, 200, "No matching endpoints"
+
+
+# --- errors talking to a partner (outbound) ---------------------------------------------------
+class PartnerError(Exception):
+    """A call to a partner did not succeed."""
+
+    def __init__(self, message: str, *, http_status: int | None = None, ocpi_status=None):
+        super().__init__(message)
+        self.http_status = http_status
+        self.ocpi_status = ocpi_status
+
+
+class PartnerUnavailable(PartnerError):
+    """Worth retrying: timeout, refused connection, HTTP 5xx, OCPI 3xxx."""
+
+
+class PartnerRejected(PartnerError):
+    """Not worth retrying unchanged: HTTP 4xx, OCPI 2xxx, a reply that is not OCPI."""
+
+
+_DRF_STATUS = {
+    drf_exceptions.ParseError: (2001, "Malformed JSON body"),
+    drf_exceptions.ValidationError: (2001, None),
+    drf_exceptions.UnsupportedMediaType: (2001, None),
+    drf_exceptions.NotFound: (2000, None),
+    drf_exceptions.MethodNotAllowed: (2000, None),
+    drf_exceptions.NotAuthenticated: (2000, "Authorization header missing or invalid"),
+    drf_exceptions.AuthenticationFailed: (2000, None),
+    drf_exceptions.PermissionDenied: (2000, None),
+    drf_exceptions.Throttled: (2000, None),
+}
+
+
+def ocpi_exception_handler(exc: Exception, context: dict) -> Response:
+    """DRF's EXCEPTION_HANDLER: every error on an OCPI view leaves here as an envelope."""
+    set_rollback()
+    headers = {}
+    if isinstance(exc, OCPIError):
+        return Response(
+            envelope(exc.data, status_code=exc.ocpi_status, message=exc.message),
+            status=exc.http_status,
+        )
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    if isinstance(exc, drf_exceptions.APIException):
+        code, message = 2000, None
+        for klass, (status_code, text) in _DRF_STATUS.items():
+            if isinstance(exc, klass):
+                code, message = status_code, text
+                break
+        if message is None:
+            message = _flatten(exc.detail)
+        http_status = exc.status_code
+        if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+            http_status = 401
+            headers["WWW-Authenticate"] = "Token"
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        return Response(envelope(None, status_code=code, message=message), http_status, headers=headers)
+    logger.exception("Unhandled error on an OCPI request", exc_info=exc)
+    return Response(envelope(None, status_code=3000, message="Internal server error"), status=500)
+
+
+def _flatten(detail) -> str:
+    """DRF error details as one readable line: 'field: message; other: message'."""
+    if isinstance(detail, dict):
+        return "; ".join(f"{key}: {_flatten(value)}" for key, value in detail.items())
+    if isinstance(detail, list):
+        return "; ".join(_flatten(item) for item in detail)
+    return str(detail)

@@ -1,0 +1,66 @@
+"""Per-request OCPI plumbing for every /ocpi/ path, including errors raised outside DRF.
+
+- X-Request-ID / X-Correlation-ID: taken from the request (or generated) and echoed on the
+  response, errors included (PROTOCOL.md §1.6).
+- OCPI-from/to routing headers: swapped onto responses of functional modules (§1.7).
+- Exceptions that escape a non-DRF view become a 3000 envelope, never an HTML page.
+"""
+
+import logging
+import uuid
+
+from django.http import HttpResponse
+
+from . import jsonutil
+from .envelope import envelope
+
+logger = logging.getLogger(__name__)
+
+OCPI_PREFIX = "/ocpi/"
+CONFIGURATION_MODULES = ("versions", "credentials")
+ROUTING_PAIRS = (
+    ("HTTP_OCPI_FROM_COUNTRY_CODE", "OCPI-to-country-code"),
+    ("HTTP_OCPI_FROM_PARTY_ID", "OCPI-to-party-id"),
+    ("HTTP_OCPI_TO_COUNTRY_CODE", "OCPI-from-country-code"),
+    ("HTTP_OCPI_TO_PARTY_ID", "OCPI-from-party-id"),
+)
+
+
+def envelope_response(status_code: int, http_status: int, message: str) -> HttpResponse:
+    return HttpResponse(
+        jsonutil.dumps(envelope(None, status_code=status_code, message=message)),
+        status=http_status,
+        content_type="application/json",
+    )
+
+
+def is_functional_path(path: str) -> bool:
+    if not path.startswith(OCPI_PREFIX):
+        return False
+    parts = [p for p in path.split("/") if p]
+    return len(parts) > 2 and not any(p in CONFIGURATION_MODULES for p in parts)
+
+
+class OCPIRequestMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith(OCPI_PREFIX):
+            return self.get_response(request)
+        request.ocpi_request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+        request.ocpi_correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+        response = self.get_response(request)
+        response["X-Request-ID"] = request.ocpi_request_id
+        response["X-Correlation-ID"] = request.ocpi_correlation_id
+        if is_functional_path(request.path):
+            for meta_key, header in ROUTING_PAIRS:
+                if request.META.get(meta_key):
+                    response[header] = request.META[meta_key]
+        return response
+
+    def process_exception(self, request, exception):
+        if not request.path.startswith(OCPI_PREFIX):
+            return None
+        logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return envelope_response(3000, 500, "Internal server error")

@@ -1,0 +1,194 @@
+"""Partners (eMSPs we roam with) and the push outbox."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from . import tokens
+
+
+class Partner(models.Model):
+    """An eMSP platform connected to us by OCPI credentials (one registration).
+
+    Tokens, named as in the partner-initiated handshake (PROTOCOL.md §3.5):
+    - token A: issued by us for registration only; kept as a digest.
+    - inbound token: what the partner presents to us afterwards (token C when the partner
+      registered with us, token B when we registered with it); kept as a digest.
+    - outbound token: what we present to the partner (token B, or C when we registered);
+      kept encrypted, as we must send it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending registration"
+        REGISTERED = "REGISTERED", "Registered"
+        SUSPENDED = "SUSPENDED", "Suspended"
+        UNREGISTERED = "UNREGISTERED", "Unregistered"
+
+    class TokenEncoding(models.TextChoices):
+        BASE64 = "BASE64", "Base64 (OCPI 2.2.1)"
+        PLAIN = "PLAIN", "Plain (OCPI 2.1.1 and many 2.2 peers)"
+
+    name = models.CharField(max_length=100, unique=True)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    version = models.CharField(max_length=10, blank=True, help_text="Negotiated OCPI version")
+    versions_url = models.URLField(max_length=255, blank=True, help_text="The partner's versions")
+    endpoints = models.JSONField(
+        default=list, blank=True, help_text="The partner's endpoints: identifier, role, url"
+    )
+    token_a_digest = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    inbound_token_digest = models.CharField(
+        max_length=64, blank=True, db_index=True, editable=False
+    )
+    outbound_token_encrypted = models.TextField(blank=True, editable=False)
+    # Compatibility profile: partner quirks, editable by staff, so none needs a code change.
+    token_encoding = models.CharField(
+        max_length=6, choices=TokenEncoding.choices, default=TokenEncoding.BASE64,
+        help_text="How we encode our token in the Authorization header towards this partner",
+    )  # fmt: skip
+    page_size = models.PositiveIntegerField(
+        default=100, help_text="The page size (limit) we ask for when pulling from this partner"
+    )
+    request_timeout = models.FloatField(
+        default=30.0, help_text="Seconds before an outbound call to this partner times out"
+    )
+    send_routing_headers = models.BooleanField(
+        default=True, help_text="Send OCPI-from/to headers on functional modules (2.2.1)"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    registered_at = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+    # -- tokens ---------------------------------------------------------------------------
+    def set_token_a(self, token: str) -> None:
+        self.token_a_digest = tokens.token_digest(token)
+
+    def set_inbound_token(self, token: str) -> None:
+        self.inbound_token_digest = tokens.token_digest(token)
+
+    def set_outbound_token(self, token: str) -> None:
+        self.outbound_token_encrypted = tokens.encrypt(token)
+
+    @property
+    def outbound_token(self) -> str:
+        return tokens.decrypt(self.outbound_token_encrypted)
+
+    # -- endpoints ------------------------------------------------------------------------
+    def endpoint_url(self, identifier: str, role: str | None = None) -> str | None:
+        """The partner's URL for a module, preferring the given interface role."""
+        matches = [e for e in self.endpoints if e.get("identifier") == identifier]
+        for endpoint in matches:
+            if role is None or endpoint.get("role") in (role, None):
+                return endpoint["url"]
+        return None
+
+    @property
+    def is_registered(self) -> bool:
+        return self.status == self.Status.REGISTERED
+
+    @property
+    def is_authorized_to_receive(self) -> bool:
+        """Whether automated pushes may go to this partner now."""
+        return self.status == self.Status.REGISTERED
+
+
+class PartnerRole(models.Model):
+    """A party behind a partner's connection (CredentialsRole): what it may own and see."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="roles")
+    role = models.CharField(max_length=5, default="EMSP")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    business_details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ("partner_id", "id")
+        constraints = [
+            models.UniqueConstraint(
+                "partner", "role", Lower("country_code"), Lower("party_id"),
+                name="partner_role_unique",
+            ),  # fmt: skip
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.country_code}*{self.party_id}"
+
+
+class OutboxMessage(models.Model):
+    """One push to one partner, written in the same transaction as the change it announces.
+
+    The URL is resolved at delivery time from the partner's current endpoints (module + role +
+    path), so a partner that re-registers with new endpoints still gets its backlog.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        SENT = "SENT", "Sent"
+        FAILED = "FAILED", "Failed (needs staff)"
+        SUPERSEDED = "SUPERSEDED", "Superseded by a newer full update"
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="outbox")
+    module = models.CharField(max_length=20, help_text="OCPI module id, e.g. locations")
+    interface_role = models.CharField(max_length=8, default="RECEIVER")
+    object_key = models.CharField(
+        max_length=200, db_index=True, help_text="Orders pushes of one object, e.g. NL/CPO/LOC1"
+    )
+    method = models.CharField(max_length=6)
+    path = models.CharField(max_length=255, blank=True, help_text="Appended to the endpoint URL")
+    body = models.TextField(blank=True, help_text="JSON, rendered in the partner's version")
+    state = models.CharField(
+        max_length=10, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_error = models.TextField(blank=True)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    response_ocpi_status = models.PositiveIntegerField(null=True, blank=True)
+    response_location = models.URLField(
+        max_length=512, blank=True, help_text="Location header (CDR POST)"
+    )
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("id",)
+        indexes = [
+            models.Index(fields=["partner", "state", "next_attempt_at"], name="outbox_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.module} {self.object_key} → {self.partner}"
+
+
+def cpo_roles() -> list[dict]:
+    """The CPO roles this platform hosts, as OCPI CredentialsRole dicts."""
+    details = {"name": settings.OCPI_BUSINESS_NAME}
+    if settings.OCPI_BUSINESS_WEBSITE:
+        details["website"] = settings.OCPI_BUSINESS_WEBSITE
+    roles = [
+        {
+            "role": "CPO",
+            "business_details": details,
+            "party_id": settings.OCPI_PARTY_ID,
+            "country_code": settings.OCPI_COUNTRY_CODE,
+        }
+    ]
+    for spec in filter(None, (s.strip() for s in settings.OCPI_EXTRA_ROLES.split(";"))):
+        country_code, party_id, name = (spec.split(":", 2) + [""])[:3]
+        roles.append(
+            {
+                "role": "CPO",
+                "business_details": {"name": name or settings.OCPI_BUSINESS_NAME},
+                "party_id": party_id,
+                "country_code": country_code,
+            }
+        )
+    return roles

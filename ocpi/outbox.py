@@ -1,0 +1,1 @@
+"""The push outbox: network changes become OutboxMessage rows in the same transaction."""

@@ -1,0 +1,103 @@
+"""OCPI 2.2.1 enumerations used by the network model (PROTOCOL.md §6). Values are OCPI's."""
+
+from django.db import models
+
+
+def _choices(*values: str) -> list[tuple[str, str]]:
+    return [(v, v.replace("_", " ").capitalize()) for v in values]
+
+
+class EVSEStatus(models.TextChoices):
+    AVAILABLE = "AVAILABLE"
+    BLOCKED = "BLOCKED"
+    CHARGING = "CHARGING"
+    INOPERATIVE = "INOPERATIVE"
+    OUTOFORDER = "OUTOFORDER"
+    PLANNED = "PLANNED"
+    REMOVED = "REMOVED"
+    RESERVED = "RESERVED"
+    UNKNOWN = "UNKNOWN"
+
+
+class ParkingType(models.TextChoices):
+    ALONG_MOTORWAY = "ALONG_MOTORWAY"
+    PARKING_GARAGE = "PARKING_GARAGE"
+    PARKING_LOT = "PARKING_LOT"
+    ON_DRIVEWAY = "ON_DRIVEWAY"
+    ON_STREET = "ON_STREET"
+    UNDERGROUND_GARAGE = "UNDERGROUND_GARAGE"
+
+
+class ConnectorFormat(models.TextChoices):
+    SOCKET = "SOCKET"
+    CABLE = "CABLE"
+
+
+class PowerType(models.TextChoices):
+    AC_1_PHASE = "AC_1_PHASE"
+    AC_2_PHASE = "AC_2_PHASE"
+    AC_2_PHASE_SPLIT = "AC_2_PHASE_SPLIT"
+    AC_3_PHASE = "AC_3_PHASE"
+    DC = "DC"
+
+
+CONNECTOR_TYPES = (
+    ["CHADEMO", "CHAOJI"]
+    + [f"DOMESTIC_{c}" for c in "ABCDEFGHIJKLMNO"]
+    + ["GBT_AC", "GBT_DC"]
+    + ["IEC_60309_2_single_16", "IEC_60309_2_three_16", "IEC_60309_2_three_32"]
+    + ["IEC_60309_2_three_64", "IEC_62196_T1", "IEC_62196_T1_COMBO", "IEC_62196_T2"]
+    + ["IEC_62196_T2_COMBO", "IEC_62196_T3A", "IEC_62196_T3C"]
+    + ["NEMA_5_20", "NEMA_6_30", "NEMA_6_50", "NEMA_10_30", "NEMA_10_50", "NEMA_14_30"]
+    + ["NEMA_14_50", "PANTOGRAPH_BOTTOM_UP", "PANTOGRAPH_TOP_DOWN", "TESLA_R", "TESLA_S"]
+)
+ConnectorType = models.TextChoices("ConnectorType", [(v, v) for v in CONNECTOR_TYPES])
+
+CAPABILITIES = (
+    "CHARGING_PROFILE_CAPABLE",
+    "CHARGING_PREFERENCES_CAPABLE",
+    "CHIP_CARD_SUPPORT",
+    "CONTACTLESS_CARD_SUPPORT",
+    "CREDIT_CARD_PAYABLE",
+    "DEBIT_CARD_PAYABLE",
+    "PED_TERMINAL",
+    "REMOTE_START_STOP_CAPABLE",
+    "RESERVABLE",
+    "RFID_READER",
+    "START_SESSION_CONNECTOR_REQUIRED",
+    "TOKEN_GROUP_CAPABLE",
+    "UNLOCK_CAPABLE",
+)
+FACILITIES = (
+    "HOTEL", "RESTAURANT", "CAFE", "MALL", "SUPERMARKET", "SPORT", "RECREATION_AREA", "NATURE",
+    "MUSEUM", "BIKE_SHARING", "BUS_STOP", "TAXI_STAND", "TRAM_STOP", "METRO_STATION",
+    "TRAIN_STATION", "AIRPORT", "PARKING_LOT", "CARPOOL_PARKING", "FUEL_STATION", "WIFI",
+)  # fmt: skip
+PARKING_RESTRICTIONS = ("EV_ONLY", "PLUGGED", "DISABLED", "CUSTOMERS", "MOTORCYCLES")
+IMAGE_CATEGORIES = ("CHARGER", "ENTRANCE", "LOCATION", "NETWORK", "OPERATOR", "OTHER", "OWNER")
+ENERGY_SOURCE_CATEGORIES = (
+    "NUCLEAR", "GENERAL_FOSSIL", "COAL", "GAS", "GENERAL_GREEN", "SOLAR", "WIND", "WATER",
+)  # fmt: skip
+ENVIRONMENTAL_IMPACT_CATEGORIES = ("NUCLEAR_WASTE", "CARBON_DIOXIDE")
+TOKEN_TYPES = ("AD_HOC_USER", "APP_USER", "OTHER", "RFID")
+DAYS_OF_WEEK = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+
+
+class TariffType(models.TextChoices):
+    AD_HOC_PAYMENT = "AD_HOC_PAYMENT"
+    PROFILE_CHEAP = "PROFILE_CHEAP"
+    PROFILE_FAST = "PROFILE_FAST"
+    PROFILE_GREEN = "PROFILE_GREEN"
+    REGULAR = "REGULAR"
+
+
+class TariffDimensionType(models.TextChoices):
+    ENERGY = "ENERGY"
+    FLAT = "FLAT"
+    PARKING_TIME = "PARKING_TIME"
+    TIME = "TIME"
+
+
+class ReservationRestrictionType(models.TextChoices):
+    RESERVATION = "RESERVATION"
+    RESERVATION_EXPIRES = "RESERVATION_EXPIRES"

@@ -1,0 +1,59 @@
+"""Shared fixtures: settings for tests, partners with real tokens, an OCPI API client."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from ocpi.models import Partner, PartnerRole
+from ocpi import tokens
+
+
+@pytest.fixture(autouse=True)
+def _ocpi_settings(settings):
+    settings.OCPI_BASE_URL = "http://testserver"
+    settings.OCPI_COUNTRY_CODE = "NL"
+    settings.OCPI_PARTY_ID = "CPO"
+    settings.OCPI_EXTRA_ROLES = ""
+    settings.OCPI_MAX_PAGE_SIZE = 100
+
+
+@pytest.fixture
+def make_partner(db):
+    """A registered partner with a real inbound token; returns (partner, token)."""
+
+    def make(name="Partner One", *, country_code="DE", party_id="EMS", version="2.2.1", **kw):
+        token = tokens.new_token()
+        partner = Partner.objects.create(
+            name=name,
+            status=kw.pop("status", Partner.Status.REGISTERED),
+            version=version,
+            versions_url=kw.pop("versions_url", "http://127.0.0.1:9/ocpi/versions"),
+            endpoints=kw.pop("endpoints", []),
+            **kw,
+        )
+        partner.set_inbound_token(token)
+        partner.set_outbound_token(tokens.new_token())
+        partner.save()
+        PartnerRole.objects.create(
+            partner=partner,
+            role="EMSP",
+            country_code=country_code,
+            party_id=party_id,
+            business_details={"name": name},
+        )
+        return partner, token
+
+    return make
+
+
+@pytest.fixture
+def partner_and_token(make_partner):
+    return make_partner()
+
+
+@pytest.fixture
+def ocpi_client(partner_and_token):
+    """An APIClient authenticated as a registered partner (2.2.1 Base64 token form)."""
+    _, token = partner_and_token
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token " + tokens.encode_for_header(token, base64_encoded=True))
+    return client
