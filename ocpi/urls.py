@@ -2,8 +2,45 @@
 
 from django.urls import re_path
 
+from .credentials import CredentialsView
+from .modules.locations.views import (
+    ConnectorDetailView,
+    EVSEDetailView,
+    LocationDetailView,
+    LocationListView,
+)
+from .modules.tariffs.views import TariffListView
+from .versions import VersionDetailsView, VersionsView
 from .views import unknown_ocpi_path
 
+ID = r"[^/]+"
+
 urlpatterns = [
+    re_path(r"^versions/?$", VersionsView.as_view(), name="ocpi-versions"),
+    re_path(
+        r"^(?P<version>2\.2\.1)/?$", VersionDetailsView.as_view(), name="ocpi-version-details"
+    ),
+    re_path(
+        r"^(?P<version>2\.2\.1)/credentials/?$",
+        CredentialsView.as_view(),
+        name="ocpi-credentials",
+    ),
+    re_path(r"^cpo/2\.2\.1/locations/?$", LocationListView.as_view(), name="ocpi-locations"),
+    re_path(
+        rf"^cpo/2\.2\.1/locations/(?P<location_id>{ID})/?$",
+        LocationDetailView.as_view(),
+        name="ocpi-location",
+    ),
+    re_path(
+        rf"^cpo/2\.2\.1/locations/(?P<location_id>{ID})/(?P<evse_uid>{ID})/?$",
+        EVSEDetailView.as_view(),
+        name="ocpi-evse",
+    ),
+    re_path(
+        rf"^cpo/2\.2\.1/locations/(?P<location_id>{ID})/(?P<evse_uid>{ID})/(?P<connector_id>{ID})/?$",
+        ConnectorDetailView.as_view(),
+        name="ocpi-connector",
+    ),
+    re_path(r"^cpo/2\.2\.1/tariffs/?$", TariffListView.as_view(), name="ocpi-tariffs"),
     re_path(r"^.*$", unknown_ocpi_path),
 ]

@@ -1,0 +1,7 @@
+"""Tariffs Sender endpoint. PLACEHOLDER: being written."""
+
+from ...views import OCPIView
+
+
+class TariffListView(OCPIView):
+    pass

@@ -1,0 +1,1 @@
+"""Admin for the push outbox. PLACEHOLDER: being written."""

@@ -1,0 +1,1 @@
+"""Admin for partners. PLACEHOLDER: being written."""

@@ -1,0 +1,1 @@
+"""Admin for the charge network. PLACEHOLDER: being written."""
