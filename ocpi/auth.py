@@ -18,7 +18,9 @@ class PartnerUser:
     """The authenticated caller: a partner and which of its tokens it used."""
 
     partner: Partner
-    token_kind: str  # "A" (registration token) or "inbound" (token C/B after registration)
+    # "A" (registration token), "inbound" (token C/B after registration) or "B" (the token we
+    # gave the partner in our own registration POST, while that POST is in flight)
+    token_kind: str
 
     is_authenticated = True
     is_anonymous = False
@@ -42,6 +44,15 @@ def partner_for_header(value: str | None) -> PartnerUser | None:
     ).first()
     if partner is not None:
         return PartnerUser(partner, "A")
+    # A token we issued in a credentials POST/PUT of ours still in flight (ocpi.services):
+    # while we register, it only opens versions/details ("B"); while we rotate, it is already
+    # as good as the current one, in case the partner uses it before our PUT returns.
+    partner = Partner.objects.filter(next_inbound_token_digest__in=digests).first()
+    if partner is not None:
+        if partner.status == Partner.Status.REGISTERED:
+            return PartnerUser(partner, "inbound")
+        if partner.status == Partner.Status.PENDING:
+            return PartnerUser(partner, "B")
     return None
 
 
@@ -67,6 +78,6 @@ class IsRegisteredPartner(permissions.BasePermission):
         user = request.user
         if not isinstance(user, PartnerUser):
             raise exceptions.NotAuthenticated()
-        if user.token_kind == "A" and not getattr(view, "allow_token_a", False):
+        if user.token_kind in ("A", "B") and not getattr(view, "allow_token_a", False):
             raise exceptions.AuthenticationFailed("Token A is only valid for registration")
         return True

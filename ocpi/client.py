@@ -98,7 +98,9 @@ class OCPIClient:
         except (ValueError, UnicodeDecodeError):
             payload = None
             if status >= 500:
-                raise PartnerUnavailable(f"HTTP {status} without JSON from {url}", http_status=status)
+                raise PartnerUnavailable(
+                    f"HTTP {status} without JSON from {url}", http_status=status
+                ) from None
             raise PartnerRejected(
                 f"HTTP {status} from {url} is not JSON: {response.text[:200]!r}",
                 http_status=status,

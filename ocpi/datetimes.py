@@ -1,4 +1,4 @@
-"""OCPI DateTime: emitted as UTC `YYYY-MM-DDTHH:MM:SS[.fff]Z`, parsed leniently (PROTOCOL.md §1.9)."""
+"""OCPI DateTime: emitted as UTC `YYYY-MM-DDTHH:MM:SS[.fff]Z`, parsed leniently (§1.9)."""
 
 from datetime import UTC, datetime
 

@@ -126,7 +126,9 @@ def ocpi_exception_handler(exc: Exception, context: dict) -> Response:
             headers["WWW-Authenticate"] = "Token"
         if getattr(exc, "wait", None):
             headers["Retry-After"] = str(int(exc.wait))
-        return Response(envelope(None, status_code=code, message=message), http_status, headers=headers)
+        return Response(
+            envelope(None, status_code=code, message=message), http_status, headers=headers
+        )
     logger.exception("Unhandled error on an OCPI request", exc_info=exc)
     return Response(envelope(None, status_code=3000, message="Internal server error"), status=500)
 

@@ -15,7 +15,9 @@ def _default(value: Any) -> Any:
         if not value.is_finite():
             raise TypeError("non-finite decimal")
         # A JSON number with exactly the digits we hold: no float round-trip, no exponent.
-        text = format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+        text = (
+            format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+        )
         return orjson.Fragment(text)
     if isinstance(value, datetime):
         return format_datetime(value)

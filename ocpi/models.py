@@ -1,9 +1,10 @@
 """Partners (eMSPs we roam with) and the push outbox."""
 
-from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+
+from stations.identity import cpo_roles  # noqa: F401  (the parties we present)
 
 from . import tokens
 
@@ -43,6 +44,11 @@ class Partner(models.Model):
         max_length=64, blank=True, db_index=True, editable=False
     )
     outbound_token_encrypted = models.TextField(blank=True, editable=False)
+    # A new inbound token we issued in a credentials POST/PUT of ours that is still in flight:
+    # the partner calls us back with it before our call returns (PROTOCOL.md §3.4, §3.6).
+    next_inbound_token_digest = models.CharField(
+        max_length=64, blank=True, db_index=True, editable=False
+    )
     # Compatibility profile: partner quirks, editable by staff, so none needs a code change.
     token_encoding = models.CharField(
         max_length=6, choices=TokenEncoding.choices, default=TokenEncoding.BASE64,
@@ -73,6 +79,9 @@ class Partner(models.Model):
 
     def set_inbound_token(self, token: str) -> None:
         self.inbound_token_digest = tokens.token_digest(token)
+
+    def set_next_inbound_token(self, token: str) -> None:
+        self.next_inbound_token_digest = tokens.token_digest(token)
 
     def set_outbound_token(self, token: str) -> None:
         self.outbound_token_encrypted = tokens.encrypt(token)
@@ -113,7 +122,10 @@ class PartnerRole(models.Model):
         ordering = ("partner_id", "id")
         constraints = [
             models.UniqueConstraint(
-                "partner", "role", Lower("country_code"), Lower("party_id"),
+                "partner",
+                "role",
+                Lower("country_code"),
+                Lower("party_id"),
                 name="partner_role_unique",
             ),  # fmt: skip
         ]
@@ -166,29 +178,3 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.module} {self.object_key} → {self.partner}"
-
-
-def cpo_roles() -> list[dict]:
-    """The CPO roles this platform hosts, as OCPI CredentialsRole dicts."""
-    details = {"name": settings.OCPI_BUSINESS_NAME}
-    if settings.OCPI_BUSINESS_WEBSITE:
-        details["website"] = settings.OCPI_BUSINESS_WEBSITE
-    roles = [
-        {
-            "role": "CPO",
-            "business_details": details,
-            "party_id": settings.OCPI_PARTY_ID,
-            "country_code": settings.OCPI_COUNTRY_CODE,
-        }
-    ]
-    for spec in filter(None, (s.strip() for s in settings.OCPI_EXTRA_ROLES.split(";"))):
-        country_code, party_id, name = (spec.split(":", 2) + [""])[:3]
-        roles.append(
-            {
-                "role": "CPO",
-                "business_details": {"name": name or settings.OCPI_BUSINESS_NAME},
-                "party_id": party_id,
-                "country_code": country_code,
-            }
-        )
-    return roles

@@ -1,1 +1,396 @@
-"""The push outbox: network changes become OutboxMessage rows in the same transaction."""
+"""The push outbox: network changes become OutboxMessage rows in the same transaction.
+
+Signal handlers for stations.signals (not to be confused with OCPI's Receiver role). Each change
+writes one row per interested partner: REGISTERED, on a version we render pushes for, with a
+RECEIVER endpoint for the module (PROTOCOL.md §1.14). The rows are written inside the saving
+transaction, so a rolled-back change pushes nothing; after commit, one delivery task per partner
+is queued (ocpi.tasks.deliver_outbox_task; ocpi.delivery does the HTTP).
+
+What is pushed (PROTOCOL.md §1.11, §4.1, §4.4):
+- Locations: a PUT of the full object at the changed level (`{cc}/{pid}/{location_id}`,
+  `.../{evse_uid}`, `.../{connector_id}`) when it is new or its id changed; otherwise a PATCH of
+  that level with only the changed fields plus `last_updated`. A PATCH cannot remove data, so a
+  change that clears an optional field is sent as a PUT of that level instead.
+- An EVSE is published with its first connector (OCPI requires at least one): an EVSE without
+  connectors is not pushed, the first connector is pushed as a PUT of its EVSE, and such EVSEs are
+  left out of Location PUT bodies.
+- Tariffs: always a full PUT at `{cc}/{pid}/{tariff_id}`; a tariff is pushed once one of its
+  elements has a price component, and elements without components are left out (OCPI requires
+  at least one of each).
+
+Ordering and coalescing. All pushes about one Location (its EVSEs and connectors included) share
+one `object_key` (`locations/NL/CPO/LOC1`), so the eMSP always gets them in the order they were
+made (a connector never arrives before its EVSE). Before a row is appended, the newest unsent rows
+of the same partner and key are looked at, newest first: a pending PUT at, above or below the level
+of the new change is superseded (state SUPERSEDED) and replaced by one PUT of the higher level,
+rendered from the current state. So a Location created with its EVSEs and connectors in one
+transaction is one PUT, and a newer full state replaces an older unsent one. The walk stops at the
+first PATCH (PATCHes are never dropped), at a FAILED row, and at a row a worker is delivering
+right now (locked).
+
+Bodies are rendered from the serializer functions the Sender endpoints use, with ocpi.jsonutil.
+Only OCPI 2.2.1 bodies exist so far: partners on another version get no pushes (they still pull);
+add their serializers to `_PUSH_VERSIONS` to push to them.
+"""
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from urllib.parse import quote, unquote
+
+from django.db import connection, transaction
+from django.db.models import Prefetch
+from django.dispatch import receiver
+
+from stations import signals
+from stations.models import EVSE, Connector, Location, PriceComponent, Tariff, TariffElement
+
+from . import jsonutil
+from .models import OutboxMessage, Partner
+from .modules.locations.serializers import connector_to_ocpi, evse_to_ocpi, location_to_ocpi
+from .modules.tariffs.serializers import tariff_to_ocpi
+
+logger = logging.getLogger(__name__)
+
+LOCATIONS = "locations"
+TARIFFS = "tariffs"
+RECEIVER = "RECEIVER"
+
+# Versions we can render push bodies for.
+_PUSH_VERSIONS = ("2.2.1",)
+
+# Model field -> OCPI key, where they differ (the rest keep OCPI names).
+_OCPI_KEYS = {"ocpi_id": "id", "latitude": "coordinates", "longitude": "coordinates"}
+# A change of these moves the object to another URL: push it as new there.
+_LOCATION_IDENTITY = {"country_code", "party_id", "ocpi_id"}
+# How many unsent rows of one key the coalescing walk looks at.
+_TAIL_WINDOW = 20
+
+# A path segment may hold any CiString character; keep RFC 3986 pchars as they are.
+_SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
+
+
+def path_segment(value: str) -> str:
+    return quote(str(value), safe=_SEGMENT_SAFE)
+
+
+def _path(*ids: str) -> str:
+    return "/".join(path_segment(i) for i in ids)
+
+
+# --- what one change asks for -------------------------------------------------------------
+@dataclass
+class Push:
+    """One change of one object, as it would go to any partner.
+
+    `paths[i]` is the URL path (below the module's endpoint) of level i of the object tree, from
+    the top object down to the changed level `level`; `render[i]()` is the full object at that
+    level, from the current database state.
+    """
+
+    module: str
+    object_key: str
+    paths: list[str]
+    render: list[Callable[[], dict]]
+    level: int
+    method: str  # PUT or PATCH
+    # For a PATCH: the OCPI keys to send, taken from `patch_source` (the changed level's object).
+    patch_keys: frozenset[str] = frozenset()
+    patch_source: dict | None = None
+    _bodies: dict = field(default_factory=dict)
+
+    def body(self, level: int, method: str) -> str:
+        """The JSON body for `method` at `level`, rendered once per change (for any partner)."""
+        key = (level, method)
+        if key not in self._bodies:
+            if method == "PATCH":
+                # PATCH: the changed fields and always last_updated (PROTOCOL.md §1.10).
+                data = {k: self.patch_source[k] for k in sorted(self.patch_keys)}
+                data["last_updated"] = self.patch_source["last_updated"]
+            else:
+                data = self.render[level]()
+            self._bodies[key] = jsonutil.dumps(data).decode()
+        return self._bodies[key]
+
+    def level_of(self, path: str) -> int | None:
+        try:
+            return self.paths.index(path)
+        except ValueError:
+            return None
+
+    def is_below(self, path: str, level: int) -> bool:
+        """Whether `path` is a descendant of our level `level` (e.g. an EVSE of the location)."""
+        return path.startswith(self.paths[level] + "/")
+
+
+# --- rendering ------------------------------------------------------------------------------
+def _location_queryset():
+    return Location.objects.prefetch_related(
+        Prefetch("evses", queryset=EVSE.objects.prefetch_related("connectors"))
+    )
+
+
+def _render_location(pk: int) -> dict:
+    data = location_to_ocpi(_location_queryset().get(pk=pk))
+    # EVSEs without connectors are not published yet (OCPI: connectors has minItems 1).
+    evses = [e for e in data.get("evses", []) if e.get("connectors")]
+    if evses:
+        data["evses"] = evses
+    else:
+        data.pop("evses", None)
+    return data
+
+
+def _render_evse(pk: int) -> dict:
+    return evse_to_ocpi(EVSE.objects.prefetch_related("connectors").get(pk=pk))
+
+
+def _render_connector(pk: int) -> dict:
+    return connector_to_ocpi(Connector.objects.get(pk=pk))
+
+
+def _render_tariff(pk: int) -> dict:
+    tariff = Tariff.objects.prefetch_related(
+        Prefetch("elements", queryset=TariffElement.objects.prefetch_related("price_components"))
+    ).get(pk=pk)
+    data = tariff_to_ocpi(tariff)
+    # Elements without price components are not published yet (OCPI: minItems 1).
+    data["elements"] = [e for e in data["elements"] if e.get("price_components")]
+    return data
+
+
+def _without_children(instance, related_name: str, empty_queryset):
+    """A copy of `instance` whose children read as empty, to render one level without queries."""
+    copy = instance.__class__.__new__(instance.__class__)
+    copy.__dict__.update(instance.__dict__)
+    copy._prefetched_objects_cache = {related_name: empty_queryset}
+    return copy
+
+
+def _patch_keys(changed_fields: Iterable[str], level_data: dict) -> frozenset[str] | None:
+    """The OCPI keys a PATCH needs, or None when a PUT is needed (a value was cleared)."""
+    keys = frozenset(_OCPI_KEYS.get(name, name) for name in changed_fields)
+    if not keys or any(key not in level_data for key in keys):
+        return None
+    return keys
+
+
+def _location_push(location: Location) -> Push:
+    paths = [_path(location.country_code, location.party_id, location.ocpi_id)]
+    return Push(
+        module=LOCATIONS,
+        object_key=f"{LOCATIONS}/{paths[0]}",
+        paths=paths,
+        render=[partial(_render_location, location.pk)],
+        level=0,
+        method="PUT",
+    )
+
+
+def _evse_push(evse: EVSE) -> Push:
+    push = _location_push(evse.location)
+    push.paths.append(f"{push.paths[0]}/{path_segment(evse.uid)}")
+    push.render.append(partial(_render_evse, evse.pk))
+    push.level = 1
+    return push
+
+
+def _connector_push(connector: Connector) -> Push:
+    push = _evse_push(connector.evse)
+    push.paths.append(f"{push.paths[1]}/{path_segment(connector.ocpi_id)}")
+    push.render.append(partial(_render_connector, connector.pk))
+    push.level = 2
+    return push
+
+
+def _as_patch(push: Push, changed_fields: set[str], level_data: dict) -> Push:
+    keys = _patch_keys(changed_fields, level_data)
+    if keys is not None:
+        push.method = "PATCH"
+        push.patch_keys = keys
+        push.patch_source = level_data
+    return push
+
+
+# --- signal handlers ------------------------------------------------------------------------
+@receiver(signals.location_changed, dispatch_uid="ocpi.outbox.location_changed")
+def location_changed(sender, location: Location, created: bool, changed_fields, **kwargs) -> None:
+    push = _location_push(location)
+    if not created and not (set(changed_fields) & _LOCATION_IDENTITY):
+        level_data = location_to_ocpi(_without_children(location, "evses", EVSE.objects.none()))
+        level_data.pop("evses", None)
+        push = _as_patch(push, set(changed_fields), level_data)
+    outbox_write(push)
+
+
+@receiver(signals.evse_changed, dispatch_uid="ocpi.outbox.evse_changed")
+def evse_changed(sender, evse: EVSE, created: bool, changed_fields, **kwargs) -> None:
+    if created or not evse.connectors.exists():
+        return  # published with its first connector
+    push = _evse_push(evse)
+    if "uid" not in changed_fields:
+        level_data = evse_to_ocpi(_without_children(evse, "connectors", Connector.objects.none()))
+        level_data.pop("connectors", None)
+        push = _as_patch(push, set(changed_fields), level_data)
+    outbox_write(push)
+
+
+@receiver(signals.connector_changed, dispatch_uid="ocpi.outbox.connector_changed")
+def connector_changed(
+    sender, connector: Connector, created: bool, changed_fields, **kwargs
+) -> None:
+    if created and connector.evse.connectors.count() == 1:
+        outbox_write(_evse_push(connector.evse))  # the EVSE's first connector publishes it
+        return
+    push = _connector_push(connector)
+    if not created and "ocpi_id" not in changed_fields:
+        push = _as_patch(push, set(changed_fields), connector_to_ocpi(connector))
+    outbox_write(push)
+
+
+@receiver(signals.tariff_changed, dispatch_uid="ocpi.outbox.tariff_changed")
+def tariff_changed(sender, tariff: Tariff, created: bool, **kwargs) -> None:
+    if not PriceComponent.objects.filter(element__tariff=tariff).exists():
+        return  # OCPI requires an element with a price component; pushed once it has one
+    path = _path(tariff.country_code, tariff.party_id, tariff.ocpi_id)
+    outbox_write(
+        Push(
+            module=TARIFFS,
+            object_key=f"{TARIFFS}/{path}",
+            paths=[path],
+            render=[partial(_render_tariff, tariff.pk)],
+            level=0,
+            method="PUT",
+        )
+    )
+
+
+# --- writing rows -----------------------------------------------------------------------------
+def push_partners(module: str) -> list[Partner]:
+    """Partners that get pushes for `module` now: REGISTERED, with that RECEIVER endpoint."""
+    return [
+        partner
+        for partner in Partner.objects.filter(status=Partner.Status.REGISTERED).order_by("pk")
+        if partner.version in _PUSH_VERSIONS and partner.endpoint_url(module, RECEIVER)
+    ]
+
+
+def outbox_write(push: Push, *, partners: Iterable[Partner] | None = None) -> list[OutboxMessage]:
+    """Write the rows for one change (inside the caller's transaction); queue delivery on commit."""
+    written = []
+    with transaction.atomic():
+        for partner in push_partners(push.module) if partners is None else partners:
+            written.append(_write_for_partner(partner, push))
+            schedule_delivery(partner.pk)
+    return written
+
+
+def _unsent_tail(partner: Partner, push: Push) -> list[OutboxMessage]:
+    """The newest unsent rows of this partner and key that may still be replaced, newest first.
+
+    Stops at a FAILED row and at a row a worker holds (it is being delivered right now).
+    """
+    tail = []
+    candidates = OutboxMessage.objects.filter(
+        partner=partner,
+        object_key=push.object_key,
+        state__in=(OutboxMessage.State.PENDING, OutboxMessage.State.FAILED),
+    ).order_by("-id")[:_TAIL_WINDOW]
+    for row in candidates:
+        if row.state != OutboxMessage.State.PENDING:
+            break
+        locked = (
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(pk=row.pk, state=OutboxMessage.State.PENDING)
+            .exists()
+        )
+        if not locked:
+            break
+        tail.append(row)
+    return tail
+
+
+def _write_for_partner(partner: Partner, push: Push) -> OutboxMessage:
+    level, method = push.level, push.method
+    superseded = []
+    for row in _unsent_tail(partner, push):
+        if row.method != "PUT" or row.module != push.module:
+            break  # PATCHes are never dropped
+        row_level = push.level_of(row.path)
+        if row_level is not None and row_level <= level:
+            # An unsent full state at or above this level: resend that level in full, now.
+            level, method = row_level, "PUT"
+        elif push.is_below(row.path, level):
+            # An unsent full state below this level: our PUT of this level contains it.
+            method = "PUT"
+        else:
+            break
+        superseded.append(row)
+    message = OutboxMessage(
+        partner=partner,
+        module=push.module,
+        interface_role=RECEIVER,
+        object_key=push.object_key,
+        method=method,
+        path=push.paths[level],
+        body=push.body(level, method),
+    )
+    if superseded:
+        # A replaced row that was being retried hands on its backoff: a new full state does not
+        # make an unavailable partner available.
+        retried = max(superseded, key=lambda row: (row.attempts, row.next_attempt_at))
+        message.attempts = retried.attempts
+        message.next_attempt_at = max(message.next_attempt_at, retried.next_attempt_at)
+        message.last_error = retried.last_error
+    message.save()
+    if superseded:
+        OutboxMessage.objects.filter(pk__in=[r.pk for r in superseded]).update(
+            state=OutboxMessage.State.SUPERSEDED, last_error=f"Superseded by #{message.pk}"
+        )
+    return message
+
+
+def schedule_delivery(partner_id: int) -> None:
+    """Queue delivery for the partner once the current transaction commits (once per partner)."""
+    from .tasks import deliver_outbox_task  # the tasks module imports the delivery service
+
+    callback = partial(deliver_outbox_task.delay, partner_id)
+    for entry in connection.run_on_commit:
+        func = entry[1]
+        if isinstance(func, partial) and func.func == callback.func and func.args == callback.args:
+            return
+    transaction.on_commit(callback, robust=True)
+
+
+# --- resending the current state (used when a PATCH was rejected) ---------------------------
+def render_current(module: str, path: str) -> str | None:
+    """The current full object at `path` of `module` as a JSON body, or None if unknown."""
+    ids = [unquote(segment) for segment in path.split("/")]
+    try:
+        if module == TARIFFS and len(ids) == 3:
+            tariff = Tariff.objects.get(
+                country_code__lower=ids[0].lower(),
+                party_id__lower=ids[1].lower(),
+                ocpi_id__lower=ids[2].lower(),
+            )
+            data = _render_tariff(tariff.pk)
+        elif module == LOCATIONS and 3 <= len(ids) <= 5:
+            location = Location.objects.get(
+                country_code__lower=ids[0].lower(),
+                party_id__lower=ids[1].lower(),
+                ocpi_id__lower=ids[2].lower(),
+            )
+            if len(ids) == 3:
+                data = _render_location(location.pk)
+            else:
+                evse = location.evses.get(uid__lower=ids[3].lower())
+                if len(ids) == 4:
+                    data = _render_evse(evse.pk)
+                else:
+                    data = _render_connector(evse.connectors.get(ocpi_id__lower=ids[4].lower()).pk)
+        else:
+            return None
+    except (Location.DoesNotExist, EVSE.DoesNotExist, Connector.DoesNotExist, Tariff.DoesNotExist):
+        return None
+    return jsonutil.dumps(data).decode()

@@ -27,6 +27,9 @@ class PageRequest:
         max_limit = max_limit or settings.OCPI_MAX_PAGE_SIZE
         offset = _non_negative_int(query, "offset", default=0)
         limit = min(_non_negative_int(query, "limit", default=max_limit), max_limit)
+        if limit < 1:
+            # An empty page would read as "nothing exists" to a client taking lists as truth.
+            raise InvalidParameters("limit must be at least 1")
         return cls(
             offset=offset,
             limit=limit,
@@ -68,7 +71,7 @@ class Page:
 def paginate(
     queryset: QuerySet, page: PageRequest, *, base_url: str, date_field: str = "last_updated"
 ) -> Page:
-    """Filter by the date window, count, slice: two queries plus whatever the queryset prefetches."""
+    """Filter by the date window, count, slice: two queries plus the queryset's prefetches."""
     if page.date_from is not None:
         queryset = queryset.filter(**{f"{date_field}__gte": page.date_from})
     if page.date_to is not None:

@@ -17,9 +17,7 @@ ID = r"[^/]+"
 
 urlpatterns = [
     re_path(r"^versions/?$", VersionsView.as_view(), name="ocpi-versions"),
-    re_path(
-        r"^(?P<version>2\.2\.1)/?$", VersionDetailsView.as_view(), name="ocpi-version-details"
-    ),
+    re_path(r"^(?P<version>2\.2\.1)/?$", VersionDetailsView.as_view(), name="ocpi-version-details"),
     re_path(
         r"^(?P<version>2\.2\.1)/credentials/?$",
         CredentialsView.as_view(),

@@ -13,6 +13,8 @@ class OCPIView(APIView):
 
     #: Versions, version details and credentials accept the registration token A.
     allow_token_a = False
+    #: No DRF OPTIONS metadata: OCPI has no OPTIONS, so it is a 405 in the envelope.
+    metadata_class = None
 
     @property
     def partner(self):

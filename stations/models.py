@@ -139,7 +139,9 @@ class Location(TracksChanges):
         ordering = ("created", "id")
         constraints = [
             models.UniqueConstraint(
-                Lower("country_code"), Lower("party_id"), Lower("ocpi_id"),
+                Lower("country_code"),
+                Lower("party_id"),
+                Lower("ocpi_id"),
                 name="location_unique_ci_id",
             ),  # fmt: skip
         ]
@@ -215,10 +217,6 @@ class EVSE(TracksChanges):
     def __str__(self) -> str:
         return self.evse_id or self.uid
 
-    def clean(self) -> None:
-        if bool(self.latitude) != bool(self.longitude):
-            raise ValidationError("EVSE coordinates need both latitude and longitude.")
-
     def save(self, *args, **kwargs) -> None:
         self.full_clean()
         created = self._state.adding
@@ -231,8 +229,14 @@ class EVSE(TracksChanges):
         with transaction.atomic():
             super().save(*args, **kwargs)
             Location.objects.filter(pk=self.location_id).update(last_updated=now)
-            signals.evse_changed.send(sender=EVSE, evse=self, created=created, changed_fields=changed)
+            signals.evse_changed.send(
+                sender=EVSE, evse=self, created=created, changed_fields=changed
+            )
         self._remember()
+
+    def clean(self) -> None:
+        if bool(self.latitude) != bool(self.longitude):
+            raise ValidationError("EVSE coordinates need both latitude and longitude.")
 
     def delete(self, *args, **kwargs):
         """EVSEs are never deleted (sessions and CDRs refer to them): they become REMOVED."""
@@ -311,18 +315,10 @@ class Tariff(TracksChanges):
         default=list, blank=True, validators=[validators.validate_display_text_list]
     )
     tariff_alt_url = models.URLField(max_length=255, blank=True)
-    min_price_excl_vat = models.DecimalField(
-        max_digits=14, decimal_places=4, null=True, blank=True
-    )
-    min_price_incl_vat = models.DecimalField(
-        max_digits=14, decimal_places=4, null=True, blank=True
-    )
-    max_price_excl_vat = models.DecimalField(
-        max_digits=14, decimal_places=4, null=True, blank=True
-    )
-    max_price_incl_vat = models.DecimalField(
-        max_digits=14, decimal_places=4, null=True, blank=True
-    )
+    min_price_excl_vat = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    min_price_incl_vat = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    max_price_excl_vat = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    max_price_incl_vat = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     start_date_time = models.DateTimeField(null=True, blank=True)
     end_date_time = models.DateTimeField(null=True, blank=True)
     energy_mix = models.JSONField(
@@ -341,25 +337,15 @@ class Tariff(TracksChanges):
         ordering = ("created", "id")
         constraints = [
             models.UniqueConstraint(
-                Lower("country_code"), Lower("party_id"), Lower("ocpi_id"),
+                Lower("country_code"),
+                Lower("party_id"),
+                Lower("ocpi_id"),
                 name="tariff_unique_ci_id",
             ),  # fmt: skip
         ]
 
     def __str__(self) -> str:
         return f"{self.ocpi_id} ({self.currency})"
-
-    def clean(self) -> None:
-        if self.min_price_incl_vat is not None and self.min_price_excl_vat is None:
-            raise ValidationError("min_price needs excl_vat when incl_vat is given.")
-        if self.max_price_incl_vat is not None and self.max_price_excl_vat is None:
-            raise ValidationError("max_price needs excl_vat when incl_vat is given.")
-        if (
-            self.start_date_time
-            and self.end_date_time
-            and self.end_date_time <= self.start_date_time
-        ):
-            raise ValidationError("end_date_time must be after start_date_time.")
 
     def save(self, *args, **kwargs) -> None:
         self.full_clean()
@@ -372,6 +358,18 @@ class Tariff(TracksChanges):
             super().save(*args, **kwargs)
             signals.tariff_changed.send(sender=Tariff, tariff=self, created=created)
         self._remember()
+
+    def clean(self) -> None:
+        if self.min_price_incl_vat is not None and self.min_price_excl_vat is None:
+            raise ValidationError("min_price needs excl_vat when incl_vat is given.")
+        if self.max_price_incl_vat is not None and self.max_price_excl_vat is None:
+            raise ValidationError("max_price needs excl_vat when incl_vat is given.")
+        if (
+            self.start_date_time
+            and self.end_date_time
+            and self.end_date_time <= self.start_date_time
+        ):
+            raise ValidationError("end_date_time must be after start_date_time.")
 
     def touch(self) -> None:
         """A part (element or price component) changed: bump last_updated and announce it."""
@@ -425,9 +423,6 @@ class TariffElement(TracksChanges):
     def __str__(self) -> str:
         return f"{self.tariff.ocpi_id} element {self.position}"
 
-    def has_restrictions(self) -> bool:
-        return any(getattr(self, name) not in (None, "", []) for name in self.RESTRICTION_FIELDS)
-
     def save(self, *args, **kwargs) -> None:
         self.full_clean()
         changed = self.changed_ocpi_fields()
@@ -436,6 +431,9 @@ class TariffElement(TracksChanges):
             if changed:
                 self.tariff.touch()
         self._remember()
+
+    def has_restrictions(self) -> bool:
+        return any(getattr(self, name) not in (None, "", []) for name in self.RESTRICTION_FIELDS)
 
     def delete(self, *args, **kwargs):
         tariff = self.tariff

@@ -3,8 +3,8 @@
 import pytest
 from rest_framework.test import APIClient
 
-from ocpi.models import Partner, PartnerRole
 from ocpi import tokens
+from ocpi.models import Partner, PartnerRole
 
 
 @pytest.fixture(autouse=True)
@@ -55,5 +55,7 @@ def ocpi_client(partner_and_token):
     """An APIClient authenticated as a registered partner (2.2.1 Base64 token form)."""
     _, token = partner_and_token
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Token " + tokens.encode_for_header(token, base64_encoded=True))
+    client.credentials(
+        HTTP_AUTHORIZATION="Token " + tokens.encode_for_header(token, base64_encoded=True)
+    )
     return client

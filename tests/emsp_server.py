@@ -2,9 +2,9 @@
 
 It serves versions, version details, credentials (so the CPO can register with it) and the
 receiver interfaces the CPO pushes to (locations, tariffs, sessions, cdrs), records every request,
-and can misbehave on demand (`mode`): "ok", "http500", "ocpi3000", "timeout", "html", or be
-stopped and restarted on the same port to look down. It can also act as the client of the
-CPO's registration (`register_with`).
+and can misbehave on demand (`mode`): "ok", "http500", "ocpi3000", "timeout", "html",
+"ocpi2001" (HTTP 200 with OCPI status 2001), or be stopped and restarted on the same port to look
+down. It can also act as the client of the CPO's registration (`register_with`).
 """
 
 import base64
@@ -17,10 +17,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 import requests
 
 RECEIVER_MODULES = ("locations", "tariffs", "sessions", "cdrs")
+_SEGMENT_SAFE = "!$&'()*+,;=:@-._~"  # RFC 3986 path characters kept as they are in URLs
 
 
 @dataclass
@@ -69,6 +71,9 @@ class EMSPServer:
         self.cpo_endpoints: list[dict] = []
         self.stored: dict[str, dict] = {}  # receiver objects by path
         self.cdr_counter = 0
+        # Versions listed at /ocpi/versions (details are served for 2.2.1 only).
+        self.versions_offered: list[str] = ["2.2.1"]
+        self.last_error: str | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = port
@@ -80,7 +85,10 @@ class EMSPServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval makes stop() quick (shutdown waits for one poll).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -117,7 +125,9 @@ class EMSPServer:
             if value:
                 return value
             time.sleep(interval)
-        raise AssertionError(f"condition not met within {timeout}s; got {len(self.requests)} requests")
+        raise AssertionError(
+            f"condition not met within {timeout}s; got {len(self.requests)} requests"
+        )
 
     # -- acting as client of the CPO (partner-initiated registration) -----------------------
     def cpo_headers(self, token: str) -> dict:
@@ -167,8 +177,44 @@ class EMSPServer:
             self.cpo_versions_url = response.json()["data"]["url"]
         return response
 
+    def update_credentials_with(self) -> requests.Response:
+        """PUT new credentials (a fresh token B) to the CPO, authorized with the current token."""
+        credentials_url = self.cpo_endpoint("credentials")
+        new_token_b = secrets.token_urlsafe(24)
+        self.accepted_tokens.add(new_token_b)
+        response = requests.put(
+            credentials_url,
+            headers=self.cpo_headers(self.token_for_cpo),
+            data=json.dumps(self.credentials_body(new_token_b)),
+            timeout=60,
+        )
+        if response.status_code == 200 and response.json().get("status_code") == 1000:
+            self.token_for_cpo = response.json()["data"]["token"]
+        return response
+
+    def unregister_from(self) -> requests.Response:
+        """DELETE our credentials at the CPO, authorized with the current token."""
+        return requests.delete(
+            self.cpo_endpoint("credentials"),
+            headers=self.cpo_headers(self.token_for_cpo),
+            timeout=30,
+        )
+
     def cpo_endpoint(self, module: str) -> str:
         return next(e["url"] for e in self.cpo_endpoints if e["identifier"] == module)
+
+
+def _store_location_children(stored: dict, key: str, body) -> None:
+    """A Location or EVSE PUT also makes its EVSEs/connectors known at their own paths, as a real
+    receiver would, so a later PATCH at the EVSE or connector level finds them."""
+    if not isinstance(body, dict):
+        return
+    for child_list, id_field in (("evses", "uid"), ("connectors", "id")):
+        for child in body.get(child_list) or []:
+            if isinstance(child, dict) and isinstance(child.get(id_field), str):
+                child_key = f"{key}/{quote(child[id_field], safe=_SEGMENT_SAFE)}"
+                stored[child_key] = child
+                _store_location_children(stored, child_key, child)
 
 
 def _make_handler(server: EMSPServer):
@@ -217,7 +263,12 @@ def _make_handler(server: EMSPServer):
                 return
             path = self.path.split("?")[0].rstrip("/")
             if path == "/ocpi/versions":
-                self._envelope([{"version": "2.2.1", "url": f"{server.base_url}/ocpi/2.2.1"}])
+                self._envelope(
+                    [
+                        {"version": v, "url": f"{server.base_url}/ocpi/{v}"}
+                        for v in server.versions_offered
+                    ]
+                )
                 return
             if path == "/ocpi/2.2.1":
                 endpoints = [
@@ -252,6 +303,9 @@ def _make_handler(server: EMSPServer):
             if server.mode == "html":
                 self._send(200, b"<html>not ocpi</html>")
                 return
+            if server.mode == "ocpi2001":
+                self._envelope(None, 2001, 200)  # HTTP 200, but the OCPI status rejects it
+                return
             match = re.match(r"^/ocpi/emsp/2\.2\.1/(\w+)(/.*)?$", path)
             if not match:
                 self._envelope(None, 2000, 404)
@@ -273,6 +327,8 @@ def _make_handler(server: EMSPServer):
             if self.command == "PUT":
                 created = key not in server.stored
                 server.stored[key] = body
+                if module == "locations":
+                    _store_location_children(server.stored, key, body)
                 self._envelope(None, 1000, 201 if created else 200)
                 return
             if self.command == "PATCH":
@@ -310,7 +366,9 @@ def _make_handler(server: EMSPServer):
                 details_url = next(
                     v["url"] for v in versions.json()["data"] if v["version"] == "2.2.1"
                 )
-                details = requests.get(details_url, headers=server.cpo_headers(cpo_token), timeout=10)
+                details = requests.get(
+                    details_url, headers=server.cpo_headers(cpo_token), timeout=10
+                )
                 server.cpo_endpoints = details.json()["data"]["endpoints"]
             except Exception as exc:  # noqa: BLE001
                 self._envelope(None, 3001, 200)

@@ -68,7 +68,9 @@ def location_to_ocpi(location: Location) -> dict:
     data["coordinates"] = {"latitude": location.latitude, "longitude": location.longitude}
     _put_optional(data, "related_locations", location.related_locations)
     _put_optional(data, "parking_type", location.parking_type)
-    _put_optional(data, "evses", [evse_to_ocpi(e) for e in location.evses.all()])
+    # An EVSE needs at least one connector in OCPI: one still being set up is not shown yet.
+    evses = [evse_to_ocpi(e) for e in location.evses.all()]
+    _put_optional(data, "evses", [e for e in evses if e["connectors"]])
     _put_optional(data, "directions", location.directions)
     _put_optional(data, "operator", location.operator)
     _put_optional(data, "suboperator", location.suboperator)

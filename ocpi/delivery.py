@@ -1,0 +1,241 @@
+"""Delivering the push outbox to a partner (DESIGN.md "Life of a change", PROTOCOL.md §1.13).
+
+Guarantees of `outbox_deliver`:
+- Per object (`object_key`) rows go out oldest first, one at a time: a row is sent only when no
+  older row of its key is still PENDING or FAILED ("the head" of its key). Different objects do
+  not wait for each other.
+- Each row is sent inside its own transaction while holding its row lock
+  (`select_for_update(skip_locked=True)`), so concurrent runs for the same partner (a task per
+  commit, the sweeper, a retry) never send a row twice, nor a row while an older one of its key is
+  in flight. Running delivery twice is harmless. (On SQLite the lock is a no-op; SQLite
+  serialises writers itself.)
+- The URL comes from the partner's endpoints at delivery time (ocpi.client.join_url), the token,
+  encoding and timeout from its compatibility profile (ocpi.client.OCPIClient).
+- Success (OCPI 1xxx): SENT, with the HTTP/OCPI status and the Location header (CDR POST).
+- PartnerUnavailable (timeout, refused connection, HTTP 5xx, OCPI 3xxx): attempts + 1, retried
+  at now + OUTBOX_BACKOFF_BASE * 2^(attempts-1), capped at OUTBOX_BACKOFF_MAX; later rows of that
+  object wait (their order matters), other objects go on.
+- PartnerRejected (HTTP 4xx, OCPI 2xxx, a reply that is not OCPI):
+  - a rejected PATCH is replaced, once, by a PUT of the object's current full state at the same
+    URL (PROTOCOL.md §1.11: when a PATCH fails, e.g. the receiver lost the object, send it whole),
+    and that PUT is tried at once;
+  - anything else becomes FAILED with the reason, and BLOCKS its object: the later rows of that
+    object_key stay PENDING, unsent, until staff retry the failed row ("retry now") or skip it
+    ("mark superseded/skip") in the admin. Later updates must not silently overtake a change the
+    partner never accepted (a PATCH on top of a missing PUT would be rejected too, or worse,
+    accepted against stale data).
+- A partner that is not REGISTERED gets nothing; its rows wait. A row whose module the partner
+  no longer has an endpoint for becomes FAILED.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, Min, OuterRef, QuerySet
+from django.utils import timezone
+
+from . import outbox
+from .client import OCPIClient, OCPIReply, join_url
+from .exceptions import PartnerRejected, PartnerUnavailable
+from .models import OutboxMessage, Partner
+
+logger = logging.getLogger(__name__)
+
+State = OutboxMessage.State
+# Rows one run delivers at most; the task queues the next run at once when more are due.
+DELIVERY_BATCH = 200
+
+
+@dataclass
+class DeliveryReport:
+    """What one `outbox_deliver` run did, and when the partner has something due next."""
+
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    converted: int = 0  # rejected PATCHes turned into PUTs of the current state
+    more: bool = False  # stopped at the batch size with rows still due
+    next_due_at: datetime | None = None
+
+    @property
+    def did_work(self) -> bool:
+        return bool(self.sent or self.deferred or self.failed or self.converted)
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Seconds to wait after the `attempts`-th failed attempt (1, 2, ...): doubling, capped."""
+    base = float(settings.OUTBOX_BACKOFF_BASE)
+    cap = float(settings.OUTBOX_BACKOFF_MAX)
+    return min(base * 2 ** max(attempts - 1, 0), cap)
+
+
+# --- selectors ------------------------------------------------------------------------------
+def outbox_heads(*, partner_id: int | None = None) -> QuerySet[OutboxMessage]:
+    """PENDING rows with no older PENDING or FAILED row of the same partner and object."""
+    older = OutboxMessage.objects.filter(
+        partner_id=OuterRef("partner_id"),
+        object_key=OuterRef("object_key"),
+        state__in=(State.PENDING, State.FAILED),
+        id__lt=OuterRef("id"),
+    )
+    rows = OutboxMessage.objects.filter(state=State.PENDING).filter(~Exists(older))
+    if partner_id is not None:
+        rows = rows.filter(partner_id=partner_id)
+    return rows
+
+
+def outbox_due_heads(*, partner_id: int, now: datetime | None = None) -> QuerySet[OutboxMessage]:
+    return outbox_heads(partner_id=partner_id).filter(next_attempt_at__lte=now or timezone.now())
+
+
+def outbox_next_due_at(*, partner_id: int) -> datetime | None:
+    """When the partner's next row becomes due (rows blocked behind an older one excluded)."""
+    return outbox_heads(partner_id=partner_id).aggregate(at=Min("next_attempt_at"))["at"]
+
+
+def outbox_partners_due(*, now: datetime | None = None) -> list[int]:
+    """Ids of REGISTERED partners with at least one row due for delivery."""
+    due = outbox_heads().filter(
+        next_attempt_at__lte=now or timezone.now(),
+        partner__status=Partner.Status.REGISTERED,
+    )
+    return sorted(due.order_by().values_list("partner_id", flat=True).distinct())
+
+
+# --- the service ----------------------------------------------------------------------------
+def outbox_deliver(*, partner_id: int, batch: int = DELIVERY_BATCH) -> DeliveryReport:
+    """Deliver the partner's due rows (see the module docstring for the guarantees)."""
+    report = DeliveryReport()
+    partner = Partner.objects.filter(pk=partner_id).first()
+    if partner is None or not partner.is_authorized_to_receive:
+        return report
+    client = OCPIClient(partner)
+    for _ in range(batch):
+        with transaction.atomic():
+            row = (
+                outbox_due_heads(partner_id=partner_id)
+                .select_for_update(skip_locked=True)
+                .order_by("id")
+                .first()
+            )
+            if row is None:
+                break
+            outcome = _deliver_row(partner, client, row)
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    else:
+        report.more = outbox_due_heads(partner_id=partner_id).exists()
+    report.next_due_at = outbox_next_due_at(partner_id=partner_id)
+    return report
+
+
+def _deliver_row(partner: Partner, client: OCPIClient, row: OutboxMessage) -> str:
+    """Send one locked row; returns the report field to count it under."""
+    now = timezone.now()
+    base_url = partner.endpoint_url(row.module, row.interface_role)
+    if not base_url:
+        return _fail(row, f"{partner} has no {row.interface_role} endpoint for {row.module}")
+    url = join_url(base_url, row.path) if row.path else base_url
+    row.attempts += 1
+    try:
+        reply = client.request(row.method, url, body=row.body.encode("utf-8") if row.body else None)
+    except PartnerUnavailable as exc:
+        delay = backoff_seconds(row.attempts)
+        row.next_attempt_at = now + timedelta(seconds=delay)
+        row.last_error = str(exc)[:2000]
+        row.response_status = exc.http_status
+        row.response_ocpi_status = exc.ocpi_status
+        row.save(update_fields=_RESULT_FIELDS)
+        logger.info("Outbox #%s to %s deferred %.1fs: %s", row.pk, partner, delay, exc)
+        return "deferred"
+    except PartnerRejected as exc:
+        row.response_status = exc.http_status
+        row.response_ocpi_status = exc.ocpi_status
+        if row.method == "PATCH" and _convert_to_put(row, exc):
+            return "converted"
+        return _fail(row, str(exc))
+    _mark_sent(row, reply)
+    return "sent"
+
+
+_RESULT_FIELDS = [
+    "state",
+    "method",
+    "body",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "response_status",
+    "response_ocpi_status",
+    "response_location",
+    "sent_at",
+]
+
+
+def _mark_sent(row: OutboxMessage, reply: OCPIReply) -> None:
+    row.state = State.SENT
+    row.sent_at = timezone.now()
+    row.response_status = reply.http_status
+    row.response_ocpi_status = reply.ocpi_status
+    location = next((v for k, v in reply.headers.items() if k.lower() == "location"), "")
+    row.response_location = location[:512]
+    row.save(update_fields=_RESULT_FIELDS)
+
+
+def _fail(row: OutboxMessage, reason: str) -> str:
+    row.state = State.FAILED
+    row.last_error = reason[:2000]
+    row.save(update_fields=_RESULT_FIELDS)
+    logger.warning("Outbox #%s to partner %s failed: %s", row.pk, row.partner_id, reason)
+    return "failed"
+
+
+def _convert_to_put(row: OutboxMessage, exc: PartnerRejected) -> bool:
+    """Turn a rejected PATCH into a PUT of the current full object, due now (PROTOCOL.md §1.11)."""
+    body = outbox.render_current(row.module, row.path)
+    if body is None:
+        return False
+    row.method = "PUT"
+    row.body = body
+    row.next_attempt_at = timezone.now()
+    row.last_error = f"PATCH rejected, resending the full object as a PUT: {exc}"[:2000]
+    row.save(update_fields=_RESULT_FIELDS)
+    logger.info("Outbox #%s: PATCH rejected, converted to a full PUT: %s", row.pk, exc)
+    return True
+
+
+# --- staff actions ---------------------------------------------------------------------------
+def _enqueue_on_commit(partner_ids: set[int]) -> None:
+    for partner_id in sorted(partner_ids):
+        outbox.schedule_delivery(partner_id)
+
+
+@transaction.atomic
+def outbox_retry(*, message_ids: list[int]) -> int:
+    """Staff: send these PENDING or FAILED rows now (FAILED ones become PENDING again)."""
+    rows = OutboxMessage.objects.select_for_update().filter(
+        pk__in=message_ids, state__in=(State.PENDING, State.FAILED)
+    )
+    partner_ids = set(rows.values_list("partner_id", flat=True))
+    count = rows.update(state=State.PENDING, next_attempt_at=timezone.now())
+    _enqueue_on_commit(partner_ids)
+    return count
+
+
+@transaction.atomic
+def outbox_skip(*, message_ids: list[int]) -> int:
+    """Staff: give up on these PENDING or FAILED rows (SUPERSEDED), unblocking their objects."""
+    rows = OutboxMessage.objects.select_for_update().filter(
+        pk__in=message_ids, state__in=(State.PENDING, State.FAILED)
+    )
+    partner_ids = set(rows.values_list("partner_id", flat=True))
+    count = 0
+    for row in rows:
+        row.state = State.SUPERSEDED
+        row.last_error = (f"Skipped by staff. {row.last_error}").strip()[:2000]
+        row.save(update_fields=["state", "last_error"])
+        count += 1
+    _enqueue_on_commit(partner_ids)
+    return count
