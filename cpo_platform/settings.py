@@ -137,6 +137,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ocpi.tasks.sweep_outbox_task",
         "schedule": env.float("OUTBOX_SWEEP_SECONDS", default=30.0),
     },
+    "simulator-tick": {
+        "task": "stations.tasks.simulator_tick_task",
+        "schedule": env.float("SIMULATOR_TICK_SECONDS", default=5.0),
+    },
+    "sync-tokens": {
+        "task": "ocpi.tasks.sync_tokens_task",
+        "schedule": env.float("TOKEN_SYNC_SECONDS", default=6 * 3600.0),
+    },
+    "expire-commands": {
+        "task": "ocpi.tasks.expire_commands_task",
+        "schedule": 15.0,
+    },
 }
 
 # --- OCPI -------------------------------------------------------------------------------------
@@ -168,3 +180,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.server": {"level": "WARNING"}},
 }
+
+# --- Charging (gateway, simulator, sessions) --------------------------------------------------
+# The charger gateway: the built-in simulator, or an OCPP central system implementing
+# stations.gateway.ChargerGateway.
+CHARGER_GATEWAY = env("CHARGER_GATEWAY", default="stations.simulator.SimulatorGateway")
+# The simulator's time scale: 60 runs a simulated charge 60 times faster than real time.
+SIMULATOR_TIME_SCALE = env.float("SIMULATOR_TIME_SCALE", default=1.0)
+# Seconds the simulator takes to answer a command (before scaling), and how often it ticks.
+SIMULATOR_RESPONSE_SECONDS = env.float("SIMULATOR_RESPONSE_SECONDS", default=1.0)
+SIMULATOR_TICK_SECONDS = env.float("SIMULATOR_TICK_SECONDS", default=5.0)
+# Minimum seconds between two session PATCHes to a partner while a session runs.
+SESSION_PATCH_INTERVAL = env.float("SESSION_PATCH_INTERVAL", default=60.0)
+# The timeout we announce in CommandResponse (seconds), and the real-time authorization timeout.
+OCPI_COMMAND_TIMEOUT = env.int("OCPI_COMMAND_TIMEOUT", default=30)
+OCPI_AUTHORIZE_TIMEOUT = env.float("OCPI_AUTHORIZE_TIMEOUT", default=5.0)
+# Token sync from partners' tokens senders (seconds between runs).
+TOKEN_SYNC_SECONDS = env.float("TOKEN_SYNC_SECONDS", default=6 * 3600)

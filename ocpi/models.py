@@ -178,3 +178,46 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.module} {self.object_key} → {self.partner}"
+
+
+class CommandRequest(models.Model):
+    """An asynchronous request from a partner: a command (START_SESSION, STOP_SESSION,
+    RESERVE_NOW, CANCEL_RESERVATION, UNLOCK_CONNECTOR) or a charging profile request (SET, GET,
+    CLEAR). Holds the synchronous answer we gave and the asynchronous result we POST to
+    `response_url` through the outbox."""
+
+    class Kind(models.TextChoices):
+        START_SESSION = "START_SESSION"
+        STOP_SESSION = "STOP_SESSION"
+        RESERVE_NOW = "RESERVE_NOW"
+        CANCEL_RESERVATION = "CANCEL_RESERVATION"
+        UNLOCK_CONNECTOR = "UNLOCK_CONNECTOR"
+        SET_CHARGING_PROFILE = "SET_CHARGING_PROFILE"
+        GET_CHARGING_PROFILE = "GET_CHARGING_PROFILE"
+        CLEAR_CHARGING_PROFILE = "CLEAR_CHARGING_PROFILE"
+
+    class State(models.TextChoices):
+        REJECTED = "REJECTED", "Rejected at once"
+        WAITING = "WAITING", "Waiting for the charger"
+        ANSWERED = "ANSWERED", "Result known"
+        TIMED_OUT = "TIMED_OUT", "Charger did not answer in time"
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="commands")
+    kind = models.CharField(max_length=22, choices=Kind.choices, db_index=True)
+    request_ref = models.CharField(max_length=36, unique=True, help_text="Our reference")
+    body = models.JSONField(help_text="The request as received")
+    response_url = models.URLField(max_length=512)
+    response_result = models.CharField(max_length=20, help_text="Synchronous answer")
+    timeout_seconds = models.PositiveIntegerField(default=30)
+    result = models.CharField(max_length=20, blank=True, help_text="Asynchronous result")
+    result_message = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=9, choices=State.choices, db_index=True)
+    session_ocpi_id = models.CharField(max_length=36, blank=True, db_index=True)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created",)
+
+    def __str__(self) -> str:
+        return f"{self.kind} from {self.partner} ({self.result or self.response_result})"
