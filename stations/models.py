@@ -49,6 +49,23 @@ class TracksChanges(models.Model):
     class Meta:
         abstract = True
 
+    def save(self, *args, **kwargs) -> None:
+        """Validate; when OCPI-visible data changed, bump last_updated and let `on_changed` bump
+        the parents and announce it, all in one transaction. A no-op save changes nothing."""
+        self.full_clean()
+        created = self._state.adding
+        changed = self.changed_ocpi_fields()
+        if not changed and not created:
+            super().save(*args, **kwargs)
+            return
+        now = _now()
+        if hasattr(self, "last_updated"):
+            self.last_updated = now
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            self.on_changed(now=now, created=created, changed_fields=changed)
+        self._remember()
+
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
@@ -72,6 +89,9 @@ class TracksChanges(models.Model):
 
     def _remember(self) -> None:
         self._loaded = {f.attname: getattr(self, f.attname) for f in self._meta.concrete_fields}
+
+    def on_changed(self, *, now, created: bool, changed_fields: set[str]) -> None:
+        """Bump the parents' last_updated and announce the change (inside the transaction)."""
 
 
 class Location(TracksChanges):
@@ -150,20 +170,10 @@ class Location(TracksChanges):
     def __str__(self) -> str:
         return f"{self.ocpi_id} {self.name}".strip()
 
-    def save(self, *args, **kwargs) -> None:
-        self.full_clean()
-        created = self._state.adding
-        changed = self.changed_ocpi_fields()
-        if not changed and not created:
-            super().save(*args, **kwargs)
-            return
-        self.last_updated = _now()
-        with transaction.atomic():
-            super().save(*args, **kwargs)
-            signals.location_changed.send(
-                sender=Location, location=self, created=created, changed_fields=changed
-            )
-        self._remember()
+    def on_changed(self, *, now, created: bool, changed_fields: set[str]) -> None:
+        signals.location_changed.send(
+            sender=Location, location=self, created=created, changed_fields=changed_fields
+        )
 
 
 class EVSE(TracksChanges):
@@ -217,22 +227,11 @@ class EVSE(TracksChanges):
     def __str__(self) -> str:
         return self.evse_id or self.uid
 
-    def save(self, *args, **kwargs) -> None:
-        self.full_clean()
-        created = self._state.adding
-        changed = self.changed_ocpi_fields()
-        if not changed and not created:
-            super().save(*args, **kwargs)
-            return
-        now = _now()
-        self.last_updated = now
-        with transaction.atomic():
-            super().save(*args, **kwargs)
-            Location.objects.filter(pk=self.location_id).update(last_updated=now)
-            signals.evse_changed.send(
-                sender=EVSE, evse=self, created=created, changed_fields=changed
-            )
-        self._remember()
+    def on_changed(self, *, now, created: bool, changed_fields: set[str]) -> None:
+        Location.objects.filter(pk=self.location_id).update(last_updated=now)
+        signals.evse_changed.send(
+            sender=EVSE, evse=self, created=created, changed_fields=changed_fields
+        )
 
     def clean(self) -> None:
         if bool(self.latitude) != bool(self.longitude):
@@ -279,23 +278,12 @@ class Connector(TracksChanges):
     def __str__(self) -> str:
         return f"{self.evse} #{self.ocpi_id}"
 
-    def save(self, *args, **kwargs) -> None:
-        self.full_clean()
-        created = self._state.adding
-        changed = self.changed_ocpi_fields()
-        if not changed and not created:
-            super().save(*args, **kwargs)
-            return
-        now = _now()
-        self.last_updated = now
-        with transaction.atomic():
-            super().save(*args, **kwargs)
-            EVSE.objects.filter(pk=self.evse_id).update(last_updated=now)
-            Location.objects.filter(evses__pk=self.evse_id).update(last_updated=now)
-            signals.connector_changed.send(
-                sender=Connector, connector=self, created=created, changed_fields=changed
-            )
-        self._remember()
+    def on_changed(self, *, now, created: bool, changed_fields: set[str]) -> None:
+        EVSE.objects.filter(pk=self.evse_id).update(last_updated=now)
+        Location.objects.filter(evses__pk=self.evse_id).update(last_updated=now)
+        signals.connector_changed.send(
+            sender=Connector, connector=self, created=created, changed_fields=changed_fields
+        )
 
     def delete(self, *args, **kwargs):
         raise ValidationError("Connectors are not deleted; set their EVSE to REMOVED instead.")
@@ -347,17 +335,8 @@ class Tariff(TracksChanges):
     def __str__(self) -> str:
         return f"{self.ocpi_id} ({self.currency})"
 
-    def save(self, *args, **kwargs) -> None:
-        self.full_clean()
-        created = self._state.adding
-        if not self.changed_ocpi_fields() and not created:
-            super().save(*args, **kwargs)
-            return
-        self.last_updated = _now()
-        with transaction.atomic():
-            super().save(*args, **kwargs)
-            signals.tariff_changed.send(sender=Tariff, tariff=self, created=created)
-        self._remember()
+    def on_changed(self, *, now, created: bool, changed_fields: set[str]) -> None:
+        signals.tariff_changed.send(sender=Tariff, tariff=self, created=created)
 
     def clean(self) -> None:
         if self.min_price_incl_vat is not None and self.min_price_excl_vat is None:
@@ -423,14 +402,8 @@ class TariffElement(TracksChanges):
     def __str__(self) -> str:
         return f"{self.tariff.ocpi_id} element {self.position}"
 
-    def save(self, *args, **kwargs) -> None:
-        self.full_clean()
-        changed = self.changed_ocpi_fields()
-        with transaction.atomic():
-            super().save(*args, **kwargs)
-            if changed:
-                self.tariff.touch()
-        self._remember()
+    def on_changed(self, *, now, created: bool, changed_fields: set[str]) -> None:
+        self.tariff.touch()
 
     def has_restrictions(self) -> bool:
         return any(getattr(self, name) not in (None, "", []) for name in self.RESTRICTION_FIELDS)
@@ -472,14 +445,8 @@ class PriceComponent(TracksChanges):
     def __str__(self) -> str:
         return f"{self.type} {self.price}"
 
-    def save(self, *args, **kwargs) -> None:
-        self.full_clean()
-        changed = self.changed_ocpi_fields()
-        with transaction.atomic():
-            super().save(*args, **kwargs)
-            if changed:
-                self.element.tariff.touch()
-        self._remember()
+    def on_changed(self, *, now, created: bool, changed_fields: set[str]) -> None:
+        self.element.tariff.touch()
 
     def delete(self, *args, **kwargs):
         tariff = self.element.tariff
