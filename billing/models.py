@@ -53,7 +53,10 @@ class Token(models.Model):
         ordering = ("created", "id")
         constraints = [
             models.UniqueConstraint(
-                Lower("country_code"), Lower("party_id"), Lower("uid"), "type",
+                Lower("country_code"),
+                Lower("party_id"),
+                Lower("uid"),
+                "type",
                 name="token_unique_ci_key",
             ),  # fmt: skip
         ]
@@ -168,9 +171,13 @@ class Session(models.Model):
     stop_reason = models.CharField(max_length=32, blank=True)
     created = models.DateTimeField(default=_now, editable=False)
     last_updated = models.DateTimeField(default=_now, db_index=True)
+    last_announced_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the partner was last sent an update"
+    )
 
     class Meta:
         ordering = ("created", "id")
+        indexes = [models.Index(Lower("ocpi_id"), name="session_id_ci_idx")]
 
     def __str__(self) -> str:
         return f"Session {self.ocpi_id} ({self.status})"
@@ -197,3 +204,6 @@ class ChargingPeriod(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session.ocpi_id} from {self.start_date_time:%H:%M:%S}"
+
+
+from . import models_sessions  # noqa: E402, F401  (session bookkeeping: billing/sessions.py)

@@ -1,3 +1,4 @@
-"""Admin for the OCPI layer: partners (partner_admin) and the push outbox (outbox_admin)."""
+"""Admin for the OCPI layer: partners (partner_admin), the push outbox (outbox_admin) and
+partners' commands and charging profile requests (command_admin)."""
 
-from . import outbox_admin, partner_admin  # noqa: F401
+from . import command_admin, outbox_admin, partner_admin  # noqa: F401

@@ -75,12 +75,16 @@ class OCPIClient:
         body: Any = None,
         params: dict | None = None,
         functional: bool = True,
+        timeout: float | None = None,
     ) -> OCPIReply:
-        """Call the partner; raise PartnerUnavailable (retry later) or PartnerRejected."""
+        """Call the partner; raise PartnerUnavailable (retry later) or PartnerRejected.
+
+        `timeout` overrides the partner's request_timeout (e.g. real-time authorization, where
+        a driver waits at the charger)."""
         if body is not None and not isinstance(body, bytes | str):
             body = jsonutil.dumps(body)
         headers = self._headers(functional=functional, has_body=body is not None)
-        timeout = self.partner.request_timeout or settings.OCPI_DEFAULT_TIMEOUT
+        timeout = timeout or self.partner.request_timeout or settings.OCPI_DEFAULT_TIMEOUT
         try:
             response = self.session.request(
                 method, url, data=body, params=params, headers=headers, timeout=timeout

@@ -10,7 +10,9 @@ Guarantees of `outbox_deliver`:
   in flight. Running delivery twice is harmless. (On SQLite the lock is a no-op; SQLite
   serialises writers itself.)
 - The URL comes from the partner's endpoints at delivery time (ocpi.client.join_url), the token,
-  encoding and timeout from its compatibility profile (ocpi.client.OCPIClient).
+  encoding and timeout from its compatibility profile (ocpi.client.OCPIClient). A RESPONSE_URL
+  row (an async command or charging profile result) goes to the absolute URL in its `path`, with
+  the X-Correlation-ID of the request it answers.
 - Success (OCPI 1xxx): SENT, with the HTTP/OCPI status and the Location header (CDR POST).
 - PartnerUnavailable (timeout, refused connection, HTTP 5xx, OCPI 3xxx): attempts + 1, retried
   at now + OUTBOX_BACKOFF_BASE * 2^(attempts-1), capped at OUTBOX_BACKOFF_MAX; later rows of that
@@ -134,10 +136,15 @@ def outbox_deliver(*, partner_id: int, batch: int = DELIVERY_BATCH) -> DeliveryR
 def _deliver_row(partner: Partner, client: OCPIClient, row: OutboxMessage) -> str:
     """Send one locked row; returns the report field to count it under."""
     now = timezone.now()
-    base_url = partner.endpoint_url(row.module, row.interface_role)
-    if not base_url:
-        return _fail(row, f"{partner} has no {row.interface_role} endpoint for {row.module}")
-    url = join_url(base_url, row.path) if row.path else base_url
+    if row.interface_role == outbox.RESPONSE_URL:
+        url = row.path  # an absolute URL the partner gave (a response_url)
+    else:
+        base_url = partner.endpoint_url(row.module, row.interface_role)
+        if not base_url:
+            return _fail(row, f"{partner} has no {row.interface_role} endpoint for {row.module}")
+        url = join_url(base_url, row.path) if row.path else base_url
+    if row.correlation_id:
+        client = OCPIClient(partner, correlation_id=row.correlation_id)
     row.attempts += 1
     try:
         reply = client.request(row.method, url, body=row.body.encode("utf-8") if row.body else None)

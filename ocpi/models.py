@@ -65,6 +65,9 @@ class Partner(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
     registered_at = models.DateTimeField(null=True, blank=True)
+    # Start of the last successful pull of the partner's tokens: the next pull asks for changes
+    # from there (date_from), so an interrupted sync resumes without a full crawl.
+    tokens_synced_until = models.DateTimeField(null=True, blank=True, editable=False)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -169,6 +172,9 @@ class OutboxMessage(models.Model):
     )
     created = models.DateTimeField(default=timezone.now, editable=False)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # X-Correlation-ID to send, e.g. a command's async result reuses the command's (PROTOCOL.md
+    # §1.6); blank: a fresh one per delivery run.
+    correlation_id = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         ordering = ("id",)
@@ -213,6 +219,13 @@ class CommandRequest(models.Model):
     result_message = models.CharField(max_length=255, blank=True)
     state = models.CharField(max_length=9, choices=State.choices, db_index=True)
     session_ocpi_id = models.CharField(max_length=36, blank=True, db_index=True)
+    reservation = models.ForeignKey(
+        "billing.Reservation", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="commands", help_text="RESERVE_NOW / CANCEL_RESERVATION: the reservation",
+    )  # fmt: skip
+    correlation_id = models.CharField(
+        max_length=64, blank=True, help_text="The request's X-Correlation-ID, reused for the result"
+    )
     created = models.DateTimeField(default=timezone.now, editable=False)
     answered_at = models.DateTimeField(null=True, blank=True)
 

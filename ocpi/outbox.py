@@ -43,12 +43,16 @@ from django.db import connection, transaction
 from django.db.models import Prefetch
 from django.dispatch import receiver
 
+from billing.models import Session
+from billing.sessions import session_mark_published
+from billing.signals import session_changed
 from stations import signals
 from stations.models import EVSE, Connector, Location, PriceComponent, Tariff, TariffElement
 
 from . import jsonutil
 from .models import OutboxMessage, Partner
 from .modules.locations.serializers import connector_to_ocpi, evse_to_ocpi, location_to_ocpi
+from .modules.sessions.serializers import charging_period_to_ocpi, session_to_ocpi
 from .modules.tariffs.serializers import tariff_to_ocpi
 
 logger = logging.getLogger(__name__)
@@ -351,6 +355,38 @@ def _write_for_partner(partner: Partner, push: Push) -> OutboxMessage:
     return message
 
 
+# --- async results to a URL the partner gave (commands, charging profiles) -------------------
+#: interface_role of a row whose `path` is an absolute URL given by the partner (a command's or
+#: a charging profile request's response_url) instead of a path below one of its endpoints.
+RESPONSE_URL = "RESPONSE"  # (the column holds 8 characters)
+
+
+def outbox_write_response(
+    *,
+    partner: Partner,
+    module: str,
+    object_key: str,
+    url: str,
+    body: dict,
+    correlation_id: str = "",
+) -> OutboxMessage:
+    """Write one POST of `body` (bare, not in the envelope) to the absolute `url` (inside the
+    caller's transaction), delivered like any other push: ordered per `object_key`, retried with
+    backoff, after commit (PROTOCOL.md §4.6, §4.7)."""
+    message = OutboxMessage.objects.create(
+        partner=partner,
+        module=module,
+        interface_role=RESPONSE_URL,
+        object_key=object_key,
+        method="POST",
+        path=url,
+        body=jsonutil.dumps(body).decode(),
+        correlation_id=correlation_id or "",
+    )
+    schedule_delivery(partner.pk)
+    return message
+
+
 def schedule_delivery(partner_id: int) -> None:
     """Queue delivery for the partner once the current transaction commits (once per partner)."""
     from .tasks import deliver_outbox_task  # the tasks module imports the delivery service
@@ -389,8 +425,120 @@ def render_current(module: str, path: str) -> str | None:
                     data = _render_evse(evse.pk)
                 else:
                     data = _render_connector(evse.connectors.get(ocpi_id__lower=ids[4].lower()).pk)
+        elif module == SESSIONS and len(ids) == 3:
+            return _resend_session(ids)
         else:
             return None
     except (Location.DoesNotExist, EVSE.DoesNotExist, Connector.DoesNotExist, Tariff.DoesNotExist):
         return None
     return jsonutil.dumps(data).decode()
+
+
+# --- sessions (billing.signals.session_changed) ---------------------------------------------
+# Session pushes (PROTOCOL.md §4.2, §10.7) go only to the eMSP of the session's token: a PUT of
+# the full Session when it is created and as the final update (COMPLETED, all periods), a PATCH
+# in between with the changed fields, the newly closed charging periods (the receiver appends
+# them) and last_updated. All pushes of one session share the object key
+# `sessions/{cc}/{pid}/{id}`, so they arrive in order; PATCHes are never dropped (a pending PUT
+# of the session is replaced by a PUT of the current state, as for locations).
+SESSIONS = "sessions"
+# OCPI Session fields a PATCH may carry; changed_fields may name model fields instead.
+_SESSION_FIELDS = frozenset(
+    {
+        "country_code", "party_id", "id", "start_date_time", "end_date_time", "kwh", "cdr_token",
+        "auth_method", "authorization_reference", "location_id", "evse_uid", "connector_id",
+        "meter_id", "currency", "total_cost", "status",
+    }
+)  # fmt: skip
+_SESSION_KEYS = {
+    "ocpi_id": "id",
+    "location": "location_id",
+    "evse": "evse_uid",
+    "connector": "connector_id",
+    "total_cost_excl_vat": "total_cost",
+    "total_cost_incl_vat": "total_cost",
+}
+
+
+def _render_session(pk: int) -> dict:
+    session = (
+        Session.objects.select_related("location", "evse", "connector")
+        .prefetch_related("periods")
+        .get(pk=pk)
+    )
+    return session_to_ocpi(session)
+
+
+def _session_path(session: Session) -> str:
+    return _path(session.country_code, session.party_id, session.ocpi_id)
+
+
+def _session_partner(session: Session) -> Partner | None:
+    """The eMSP of the session's token, if it takes session pushes now."""
+    if session.partner_id is None:
+        return None
+    partner = Partner.objects.filter(
+        pk=session.partner_id, status=Partner.Status.REGISTERED
+    ).first()
+    if partner is None or partner.version not in _PUSH_VERSIONS:
+        return None
+    return partner if partner.endpoint_url(SESSIONS, RECEIVER) else None
+
+
+@receiver(session_changed, dispatch_uid="ocpi.outbox.session_changed")
+def session_changed_push(
+    sender, session: Session, created: bool, final: bool, changed_fields=(), new_periods=(), **kw
+) -> None:
+    partner = _session_partner(session)
+    if partner is None:
+        return
+    path = _session_path(session)
+    push = Push(
+        module=SESSIONS,
+        object_key=f"{SESSIONS}/{path}",
+        paths=[path],
+        render=[partial(_render_session, session.pk)],
+        level=0,
+        method="PUT",
+    )
+    if not created and not final:
+        data = push.render[0]()
+        keys = {_SESSION_KEYS.get(name, name) for name in changed_fields} & _SESSION_FIELDS
+        if all(key in data for key in keys):  # else a value was cleared: only a PUT can say so
+            source = {key: data[key] for key in keys}
+            if new_periods:
+                source["charging_periods"] = [charging_period_to_ocpi(p) for p in new_periods]
+            push.method = "PATCH"
+            push.patch_keys = frozenset(source)
+            push.patch_source = {**source, "last_updated": data["last_updated"]}
+    outbox_write(push, partners=[partner])
+
+
+def _resend_session(ids: list[str]) -> str | None:
+    """The current full Session, for a PUT replacing a rejected PATCH (PROTOCOL.md §1.11).
+
+    That PUT holds everything the session's later unsent rows would add: they are superseded,
+    and the session is marked published, so no charging period is ever appended twice."""
+    session = Session.objects.filter(
+        country_code__lower=ids[0].lower(),
+        party_id__lower=ids[1].lower(),
+        ocpi_id__lower=ids[2].lower(),
+    ).first()
+    if session is None:
+        return None
+    pending = list(
+        OutboxMessage.objects.filter(
+            partner_id=session.partner_id,
+            object_key=f"{SESSIONS}/{_session_path(session)}",
+            state=OutboxMessage.State.PENDING,
+        )
+        .order_by("id")
+        .values_list("pk", flat=True)
+    )
+    # pending[0] is the row being converted (the oldest unsent row of the session).
+    OutboxMessage.objects.filter(pk__in=pending[1:]).update(
+        state=OutboxMessage.State.SUPERSEDED,
+        last_error=f"Superseded by the full state sent with #{pending[0] if pending else '?'}",
+    )
+    session_mark_published(session=session)
+    return jsonutil.dumps(_render_session(session.pk)).decode()

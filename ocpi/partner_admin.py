@@ -16,8 +16,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from . import services
-from .exceptions import OCPIError
+from .exceptions import OCPIError, PartnerError
 from .models import Partner, PartnerRole
+from .token_sync import token_sync
 from .versions import versions_url
 
 
@@ -83,6 +84,7 @@ class PartnerAdmin(admin.ModelAdmin):
         "suspend",
         "reactivate",
         "unregister",
+        "sync_tokens",
     )
     change_list_template = "admin/ocpi/partner/change_list.html"
 
@@ -199,6 +201,16 @@ class PartnerAdmin(admin.ModelAdmin):
                     "tell it through another channel.",
                     messages.WARNING,
                 )
+
+    @admin.action(description="Sync tokens now (pull changes from the partner's tokens)")
+    def sync_tokens(self, request, queryset):
+        for partner in queryset:
+            try:
+                report = token_sync(partner_id=partner.pk)
+            except (OCPIError, PartnerError) as exc:
+                self.message_user(request, f"{partner}: token sync failed: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{partner}: {report}.", messages.SUCCESS)
 
     # -- register with a partner (CPO-initiated, PROTOCOL.md §3.4) --------------------------
     def get_urls(self):

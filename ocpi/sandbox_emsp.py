@@ -8,6 +8,15 @@ receiver interfaces the CPO pushes to (locations, tariffs, sessions, cdrs), reco
 and can misbehave on demand (`mode`): "ok", "http500", "ocpi3000", "timeout", "html",
 "ocpi2001" (HTTP 200 with OCPI status 2001), or be stopped and restarted on the same port to look
 down. It can also act as the client of the CPO's registration (`register_with`).
+
+As the commands and charging profiles Sender it gives response_urls below its own
+`commands`/`chargingprofiles` endpoints (`response_url(module, name)`); the CPO's async results
+POSTed there are recorded (`received("POST", ...)`) and answered with an envelope without data.
+
+As the tokens Sender it serves `tokens` (a list the test or staff configure, paginated with
+date_from/date_to/offset/limit and Link headers) and answers real-time authorization
+(`POST tokens/{uid}/authorize`) from `authorizations` or, failing that, from `tokens`; a token it
+does not know gets HTTP 404 with OCPI 2004 (PROTOCOL.md §4.5).
 """
 
 import base64
@@ -20,11 +29,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import requests
 
 RECEIVER_MODULES = ("locations", "tariffs", "sessions", "cdrs")
+# Where our response_urls point: POST {endpoint(module)}/... records an async result.
+RESULT_MODULES = ("commands", "chargingprofiles")
 _SEGMENT_SAFE = "!$&'()*+,;=:@-._~"  # RFC 3986 path characters kept as they are in URLs
 
 
@@ -82,6 +93,11 @@ class EMSPServer:
         self.cpo_endpoints: list[dict] = []
         self.stored: dict[str, dict] = {}  # receiver objects by path
         self.cdr_counter = 0
+        # Tokens sender: Token objects served by GET tokens in this order, our page size cap
+        # (X-Limit), and real-time answers: (UID upper-cased, type) -> AuthorizationInfo.
+        self.tokens: list[dict] = []
+        self.tokens_max_limit = 100
+        self.authorizations: dict[tuple[str, str], dict] = {}
         # Versions listed at /ocpi/versions (details are served for 2.2.1 only).
         self.versions_offered: list[str] = ["2.2.1"]
         self.last_error: str | None = None
@@ -119,6 +135,67 @@ class EMSPServer:
 
     def endpoint(self, module: str) -> str:
         return f"{self.base_url}/ocpi/emsp/2.2.1/{module}"
+
+    # -- tokens sender ----------------------------------------------------------------------
+    def authorize_as(self, uid: str, allowed: str, *, token_type: str = "RFID", **extra) -> None:
+        """Answer real-time authorization of this token with `allowed` (an AllowedType) and the
+        extra AuthorizationInfo fields given (token, location, authorization_reference, info)."""
+        token = self._token(uid, token_type) or {"uid": uid, "type": token_type}
+        info = {"allowed": allowed, "token": token, **extra}
+        self.authorizations[(uid.upper(), token_type)] = info
+
+    def authorization_for(self, uid: str, token_type: str) -> dict | None:
+        """The AuthorizationInfo for a token, or None: unknown to us (2004)."""
+        info = self.authorizations.get((uid.upper(), token_type))
+        if info is not None:
+            return info
+        token = self._token(uid, token_type)
+        if token is None:
+            return None
+        return {"allowed": "ALLOWED" if token.get("valid") else "BLOCKED", "token": token}
+
+    def _token(self, uid: str, token_type: str) -> dict | None:
+        return next(
+            (
+                t
+                for t in self.tokens
+                if str(t.get("uid", "")).upper() == uid.upper()
+                and t.get("type", "RFID") == token_type
+            ),
+            None,
+        )
+
+    def token_page(self, query: dict) -> tuple[list[dict], dict]:
+        """One page of `tokens` for a GET query (PROTOCOL.md §1.8): (items, headers)."""
+
+        def first(name: str) -> str | None:
+            return (query.get(name) or [None])[0]
+
+        def when(text: str) -> datetime:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+        selected = self.tokens
+        if first("date_from"):
+            selected = [t for t in selected if when(t["last_updated"]) >= when(first("date_from"))]
+        if first("date_to"):
+            selected = [t for t in selected if when(t["last_updated"]) < when(first("date_to"))]
+        offset = int(first("offset") or 0)
+        limit = min(int(first("limit") or self.tokens_max_limit), self.tokens_max_limit)
+        items = selected[offset : offset + limit]
+        headers = {"X-Total-Count": str(len(selected)), "X-Limit": str(self.tokens_max_limit)}
+        if items and offset + len(items) < len(selected):
+            params = {"offset": offset + len(items), "limit": limit}
+            for name in ("date_from", "date_to"):
+                if first(name):
+                    params[name] = first(name)
+            headers["Link"] = f'<{self.endpoint("tokens")}?{urlencode(params)}>; rel="next"'
+        return items, headers
+
+    def response_url(self, module: str = "commands", name: str = "") -> str:
+        """A fresh response_url for a command (module "commands", name e.g. START_SESSION) or a
+        charging profile request ("chargingprofiles")."""
+        return f"{self.endpoint(module)}/{name or 'result'}/{uuid.uuid4()}"
 
     # -- inspection -------------------------------------------------------------------------
     def received(self, method: str | None = None, path_prefix: str = "") -> list[Recorded]:
@@ -229,6 +306,21 @@ def _store_location_children(stored: dict, key: str, body) -> None:
                 _store_location_children(stored, child_key, child)
 
 
+def _patched(stored: dict, module: str, body: dict) -> dict:
+    """The object after a PATCH, as a real receiver applies it: fields replace the stored ones,
+    except a Session's `charging_periods`, which are appended (PROTOCOL.md §4.2). A session
+    becomes a new dict, so the recorded PUT it came from keeps what was sent."""
+    changes = dict(body)
+    if module != "sessions":
+        stored.update(changes)  # in place: a Location's nested EVSEs share their dicts
+        return stored
+    appended = changes.pop("charging_periods", None)
+    patched = {**stored, **changes}
+    if isinstance(appended, list):
+        patched["charging_periods"] = list(stored.get("charging_periods") or []) + appended
+    return patched
+
+
 def _make_handler(server: EMSPServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -325,6 +417,14 @@ def _make_handler(server: EMSPServer):
                 self._envelope(None, 2000, 404)
                 return
             module, rest = match.group(1), match.group(2) or ""
+            if module in RESULT_MODULES and self.command == "POST":
+                # A response_url of ours: an async command / charging profile result (recorded
+                # like every request); answered with an envelope without data (§4.6).
+                self._envelope(None)
+                return
+            if module == "tokens" and self.command in ("GET", "POST"):
+                self._tokens(rest)
+                return
             if module == "cdrs" and self.command == "POST":
                 server.cdr_counter += 1
                 location = f"{server.endpoint('cdrs')}/{server.cdr_counter}"
@@ -350,7 +450,7 @@ def _make_handler(server: EMSPServer):
                     self._envelope(None, 2000, 404)
                     return
                 if isinstance(server.stored[key], dict) and isinstance(body, dict):
-                    server.stored[key].update(body)
+                    server.stored[key] = _patched(server.stored[key], module, body)
                 self._envelope(None, 1000, 200)
                 return
             if self.command == "DELETE":
@@ -358,6 +458,28 @@ def _make_handler(server: EMSPServer):
                 self._envelope(None, 1000, 200)
                 return
             self._envelope(None, 2000, 405)
+
+        def _tokens(self, rest: str):
+            """The eMSP as tokens Sender: the list, and real-time authorization."""
+            query = parse_qs(urlsplit(self.path).query)
+            if self.command == "GET" and not rest:
+                try:
+                    items, headers = server.token_page(query)
+                except (KeyError, ValueError):
+                    self._envelope(None, 2001, 400)
+                    return
+                self._envelope(items, headers=headers)
+                return
+            match = re.match(r"^/([^/]+)/authorize$", rest)
+            if self.command == "POST" and match:
+                token_type = (query.get("type") or ["RFID"])[0]
+                info = server.authorization_for(unquote(match.group(1)), token_type)
+                if info is None:
+                    self._envelope(None, 2004, 404)
+                else:
+                    self._envelope(info)
+                return
+            self._envelope(None, 2000, 404)
 
         def _credentials(self, token, body):
             """The eMSP as credentials receiver: the CPO registers with us (PROTOCOL.md §3.4)."""

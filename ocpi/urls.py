@@ -3,13 +3,17 @@
 from django.urls import re_path
 
 from .credentials import CredentialsView
+from .modules.chargingprofiles.views import ChargingProfileView
+from .modules.commands.views import CommandView
 from .modules.locations.views import (
     ConnectorDetailView,
     EVSEDetailView,
     LocationDetailView,
     LocationListView,
 )
+from .modules.sessions.views import ChargingPreferencesView, SessionListView
 from .modules.tariffs.views import TariffListView
+from .modules.tokens.views import TokenBaseView, TokenView
 from .versions import VersionDetailsView, VersionsView
 from .views import unknown_ocpi_path
 
@@ -40,5 +44,27 @@ urlpatterns = [
         name="ocpi-connector",
     ),
     re_path(r"^cpo/2\.2\.1/tariffs/?$", TariffListView.as_view(), name="ocpi-tariffs"),
+    re_path(r"^cpo/2\.2\.1/sessions/?$", SessionListView.as_view(), name="ocpi-sessions"),
+    re_path(
+        rf"^cpo/2\.2\.1/sessions/(?P<session_id>{ID})/charging_preferences/?$",
+        ChargingPreferencesView.as_view(),
+        name="ocpi-session-charging-preferences",
+    ),
+    re_path(r"^cpo/2\.2\.1/tokens/?$", TokenBaseView.as_view(), name="ocpi-tokens"),
+    re_path(
+        rf"^cpo/2\.2\.1/tokens/(?P<country_code>{ID})/(?P<party_id>{ID})/(?P<uid>{ID})/?$",
+        TokenView.as_view(),
+        name="ocpi-token",
+    ),
+    re_path(
+        rf"^cpo/2\.2\.1/commands(?:/(?P<command>{ID}))?/?$",
+        CommandView.as_view(),
+        name="ocpi-command",
+    ),
+    re_path(
+        rf"^cpo/2\.2\.1/chargingprofiles(?:/(?P<session_id>{ID}))?/?$",
+        ChargingProfileView.as_view(),
+        name="ocpi-chargingprofile",
+    ),
     re_path(r"^.*$", unknown_ocpi_path),
 ]

@@ -29,6 +29,10 @@ ENDPOINTS: tuple[AdvertisedEndpoint, ...] = (
     AdvertisedEndpoint("2.2.1", "credentials", "SENDER", "2.2.1/credentials"),
     AdvertisedEndpoint("2.2.1", "locations", "SENDER", "cpo/2.2.1/locations"),
     AdvertisedEndpoint("2.2.1", "tariffs", "SENDER", "cpo/2.2.1/tariffs"),
+    AdvertisedEndpoint("2.2.1", "sessions", "SENDER", "cpo/2.2.1/sessions"),
+    AdvertisedEndpoint("2.2.1", "commands", "RECEIVER", "cpo/2.2.1/commands"),
+    AdvertisedEndpoint("2.2.1", "chargingprofiles", "RECEIVER", "cpo/2.2.1/chargingprofiles"),
+    AdvertisedEndpoint("2.2.1", "tokens", "RECEIVER", "cpo/2.2.1/tokens"),
 )
 
 

@@ -454,3 +454,6 @@ class PriceComponent(TracksChanges):
             result = super().delete(*args, **kwargs)
             tariff.touch()
         return result
+
+
+from . import models_simulator  # noqa: E402, F401  (the charger simulator's state)

@@ -26,21 +26,16 @@ CREDENTIALS_URL = "/ocpi/2.2.1/credentials"
 OUR_DETAILS = {
     "version": "2.2.1",
     "endpoints": [
-        {
-            "identifier": "credentials",
-            "role": "SENDER",
-            "url": "http://testserver/ocpi/2.2.1/credentials",
-        },
-        {
-            "identifier": "locations",
-            "role": "SENDER",
-            "url": "http://testserver/ocpi/cpo/2.2.1/locations",
-        },
-        {
-            "identifier": "tariffs",
-            "role": "SENDER",
-            "url": "http://testserver/ocpi/cpo/2.2.1/tariffs",
-        },
+        {"identifier": identifier, "role": role, "url": f"http://testserver/ocpi/{path}"}
+        for identifier, role, path in [
+            ("credentials", "SENDER", "2.2.1/credentials"),
+            ("locations", "SENDER", "cpo/2.2.1/locations"),
+            ("tariffs", "SENDER", "cpo/2.2.1/tariffs"),
+            ("sessions", "SENDER", "cpo/2.2.1/sessions"),
+            ("commands", "RECEIVER", "cpo/2.2.1/commands"),
+            ("chargingprofiles", "RECEIVER", "cpo/2.2.1/chargingprofiles"),
+            ("tokens", "RECEIVER", "cpo/2.2.1/tokens"),
+        ]
     ],
 }
 
@@ -154,9 +149,8 @@ def test_version_details_use_the_configured_base_url(ocpi_client, settings):
 
     # then
     assert {e["url"] for e in data["endpoints"]} == {
-        "https://cpo.example.com/ocpi/2.2.1/credentials",
-        "https://cpo.example.com/ocpi/cpo/2.2.1/locations",
-        "https://cpo.example.com/ocpi/cpo/2.2.1/tariffs",
+        e["url"].replace("http://testserver", "https://cpo.example.com")
+        for e in OUR_DETAILS["endpoints"]
     }
 
 

@@ -1,0 +1,3 @@
+"""Admin for the billing domain: one module per area, registered on import."""
+
+from . import session_admin, token_admin  # noqa: F401
