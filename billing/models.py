@@ -207,3 +207,4 @@ class ChargingPeriod(models.Model):
 
 
 from . import models_sessions  # noqa: E402, F401  (session bookkeeping: billing/sessions.py)
+from . import models_cdrs  # noqa: E402, F401  (CDRs: billing/cdrs.py)
