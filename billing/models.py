@@ -206,5 +206,5 @@ class ChargingPeriod(models.Model):
         return f"{self.session.ocpi_id} from {self.start_date_time:%H:%M:%S}"
 
 
-from . import models_sessions  # noqa: E402, F401  (session bookkeeping: billing/sessions.py)
-from . import models_cdrs  # noqa: E402, F401  (CDRs: billing/cdrs.py)
+# Session bookkeeping (billing/sessions.py) and CDRs (billing/cdrs.py) live in their own modules.
+from . import models_cdrs, models_sessions  # noqa: E402, F401
