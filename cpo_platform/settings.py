@@ -190,6 +190,8 @@ SIMULATOR_TIME_SCALE = env.float("SIMULATOR_TIME_SCALE", default=1.0)
 # Seconds the simulator takes to answer a command (before scaling), and how often it ticks.
 SIMULATOR_RESPONSE_SECONDS = env.float("SIMULATOR_RESPONSE_SECONDS", default=1.0)
 SIMULATOR_TICK_SECONDS = env.float("SIMULATOR_TICK_SECONDS", default=5.0)
+# Seed of the simulated vehicles (battery size, state of charge), for repeatable demos.
+SIMULATOR_SEED = env.int("SIMULATOR_SEED", default=0)
 # Minimum seconds between two session PATCHes to a partner while a session runs.
 SESSION_PATCH_INTERVAL = env.float("SESSION_PATCH_INTERVAL", default=60.0)
 # The timeout we announce in CommandResponse (seconds), and the real-time authorization timeout.
