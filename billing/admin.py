@@ -1,3 +1,3 @@
 """Admin for the billing domain: one module per area, registered on import."""
 
-from . import session_admin, token_admin  # noqa: F401
+from . import cdr_admin, session_admin, token_admin  # noqa: F401

@@ -6,5 +6,6 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        # Sessions follow what the chargers report (stations.gateway signals).
-        from . import sessions  # noqa: F401
+        # Sessions follow what the chargers report (stations.gateway signals); a final session
+        # gets its CDR (billing.cdrs imports billing.sessions: its receivers come first).
+        from . import cdrs, sessions  # noqa: F401

@@ -29,6 +29,8 @@ class _Registry:
     #: (partner, token, location, evse) -> RealtimeAuthorization; raises PartnerUnreachable or
     #: TokenUnknownToPartner. Filled by ocpi.apps at start-up.
     realtime_authorizer: Callable | None = field(default=None)
+    #: cdr -> its OCPI JSON text as partners get it (the CDR admin shows it). Filled by ocpi.outbox.
+    cdr_renderer: Callable | None = field(default=None)
 
 
 registry = _Registry()

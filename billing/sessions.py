@@ -239,7 +239,7 @@ def _tariff_for(tariffs: list[Tariff], profile_type: str | None) -> Tariff | Non
     """The tariff that applies (§7.1): PROFILE_<X> for a preference X, else REGULAR; a tariff
     without type applies to everything. AD_HOC_PAYMENT is for card payments, not tokens."""
     wanted = f"PROFILE_{profile_type}" if profile_type and profile_type != "REGULAR" else None
-    for kind in filter(None, (wanted, "REGULAR", "")):
+    for kind in (k for k in (wanted, "REGULAR", "") if k is not None):  # "": no type
         for tariff in tariffs:
             if tariff.type == kind:
                 return tariff

@@ -38,8 +38,9 @@ Interpretations where the OCPI text is silent, all pinned by tests/billing/test_
   size of the last applied component, and the extra volume is priced with that component.
   TIME and PARKING_TIME share one rounding: PARKING_TIME alone when any parking was priced,
   else TIME. step_size 1 bills whole Wh or seconds; 0 (seen in the wild) means no rounding.
-  Before rounding up, a time total is taken to the millisecond (an energy total to the µWh),
-  so that hours such as 0.8333… (50 min) do not gain a whole step from their last digit.
+  Before rounding up, a time total is taken to the nearest second, the unit of TIME steps (an
+  energy total to the µWh), so that hours given to a few decimals, such as 0.1667 for 10
+  minutes (600.12 s), do not gain a whole step from their last digit.
 - Subtotals are rounded each on its own and total_cost is their sum, so the published fields
   add up (§7.5); min_price/max_price then clamp total_cost, excl and incl independently (a
   side that the tariff leaves out is not clamped).
@@ -75,7 +76,7 @@ _HUNDRED = Decimal(100)
 _THOUSAND = Decimal(1000)
 _SECONDS_PER_HOUR = Decimal(3600)
 _MICROS_PER_HOUR = Decimal(3_600_000_000)
-_MILLISECOND = Decimal("0.001")
+_SECOND = Decimal(1)
 _MICROWATT_HOUR = Decimal("0.000001")
 # Money beyond 24 significant digits is representation noise (hours such as 1/6 that no decimal
 # holds exactly); it is dropped before money is rounded half-up.
@@ -686,7 +687,7 @@ def _price(plan: _Plan, periods, start, end, zone, money_places, reservation_exp
         if s == -1 or slots[s].step <= 0 or priced[g] <= ZERO:
             continue
         seconds = priced[g] * _SECONDS_PER_HOUR
-        billed_seconds = _ceil_to_step(seconds.quantize(_MILLISECOND), slots[s].step)
+        billed_seconds = _ceil_to_step(seconds.quantize(_SECOND), slots[s].step)
         extra_seconds[s] = billed_seconds - seconds
         billed[g] = _VOLUME_CONTEXT.divide(billed_seconds, _SECONDS_PER_HOUR)
 

@@ -109,7 +109,33 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["ocpi.parsers.OCPIJSONParser"],
     "EXCEPTION_HANDLER": "ocpi.exceptions.ocpi_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Per partner (or per client IP without a valid token): OCPI_RATE_LIMIT, ocpi.throttling.
+    "DEFAULT_THROTTLE_CLASSES": ["ocpi.throttling.PartnerRateThrottle"],
+    # Proxies in front of us that append to X-Forwarded-For (0: use REMOTE_ADDR, which a client
+    # cannot forge); the client IP keys the rate limit of callers without a valid token.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
+
+# --- Cache ------------------------------------------------------------------------------------
+# Holds the rate limit counters. Redis (CACHE_URL=redis://127.0.0.1:6379/1) shares them across
+# gunicorn workers and hosts; without it, each process counts on its own (demo).
+CACHE_URL = env("CACHE_URL", default="") or env("REDIS_URL", default="")
+if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "cpo",
+            # Short socket timeouts: an unreachable Redis lets requests through quickly.
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Largest request body read into memory; an OCPI request over it is answered HTTP 413 with an
+# OCPI 2001 envelope (ocpi.middleware). 1 MiB holds the largest Location PUT many times over.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 
 # --- Celery -----------------------------------------------------------------------------------
 # Default: kombu's filesystem transport under var/, so the demo needs no broker server.
@@ -149,6 +175,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ocpi.tasks.expire_commands_task",
         "schedule": 15.0,
     },
+    "purge-traffic-log": {
+        "task": "ocpi.traffic.purge_traffic_log_task",
+        "schedule": 3600.0,
+    },
+    "reconcile-cdrs": {
+        "task": "ocpi.tasks.reconcile_cdrs_task",
+        "schedule": env.float("RECONCILE_SECONDS", default=24 * 3600.0),
+    },
 }
 
 # --- OCPI -------------------------------------------------------------------------------------
@@ -171,12 +205,30 @@ OCPI_TOKEN_ENCRYPTION_KEY = env("OCPI_TOKEN_ENCRYPTION_KEY", default="")
 # Outbox retry backoff: base seconds, doubled per attempt, capped.
 OUTBOX_BACKOFF_BASE = env.float("OUTBOX_BACKOFF_BASE", default=5.0)
 OUTBOX_BACKOFF_MAX = env.float("OUTBOX_BACKOFF_MAX", default=3600.0)
+# Requests per partner (or per client IP without a valid token): "600/minute", "20/second"...
+# Empty: no limit. Over it: HTTP 429 with Retry-After, in the OCPI envelope (ocpi.throttling).
+OCPI_RATE_LIMIT = env("OCPI_RATE_LIMIT", default="600/minute")
+# The OCPI traffic log (ocpi.traffic): on/off, days kept (0: forever; purged hourly by beat),
+# and the bytes of each request/response body kept (the rest is cut; the size is recorded).
+TRAFFIC_LOG_ENABLED = env.bool("TRAFFIC_LOG_ENABLED", default=True)
+TRAFFIC_LOG_DAYS = env.int("TRAFFIC_LOG_DAYS", default=30)
+TRAFFIC_LOG_BODY_BYTES = env.int("TRAFFIC_LOG_BODY_BYTES", default=16384)
+# CDR reconciliation (ocpi.reconciliation): delivered CDRs fetched back per partner and run.
+RECONCILE_SAMPLE = env.int("RECONCILE_SAMPLE", default=20)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Credentials tokens never reach a log line (Authorization headers, Credentials objects).
+    "filters": {"redact_tokens": {"()": "ocpi.redact.RedactTokensFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.server": {"level": "WARNING"}},
 }

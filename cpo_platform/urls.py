@@ -7,5 +7,6 @@ from django.views.generic import RedirectView
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("staff/", include("billing.urls")),
     path("ocpi/", include("ocpi.urls")),
 ]

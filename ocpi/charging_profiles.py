@@ -105,8 +105,9 @@ def max_power_w(connector: Connector) -> Decimal:
 
 def _profile_start(profile: dict, session: Session) -> datetime:
     """Absolute start of the profile; without start_date_time, the start of charging."""
-    if profile.get("start_date_time"):
-        return parse_datetime(profile["start_date_time"])
+    start = profile.get("start_date_time")
+    if start:  # a datetime from the request's serializer, an OCPI DateTime once stored
+        return start if isinstance(start, datetime) else parse_datetime(start)
     return session.start_date_time
 
 
@@ -118,6 +119,14 @@ def _periods(profile: dict) -> list[tuple[int, Decimal]]:
     return sorted(periods)
 
 
+def _after(begin: datetime, seconds: int) -> datetime | None:
+    """`seconds` after `begin`; None past the calendar's end (year 9999): never."""
+    try:
+        return begin + timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+
+
 def limit_at(
     profile: dict, *, session: Session, connector: Connector, at: datetime
 ) -> charger_gateway.ChargingLimit:
@@ -125,18 +134,15 @@ def limit_at(
     begin = _profile_start(profile, session)
     elapsed = (at - begin).total_seconds()
     duration = profile.get("duration")
-    end = begin + timedelta(seconds=int(duration)) if duration is not None else None
+    end = _after(begin, int(duration)) if duration is not None else None
     periods = _periods(profile)
     if (end is not None and at >= end) or not periods:
         return charger_gateway.ChargingLimit(limit_w=None)
     if elapsed < periods[0][0]:
-        return charger_gateway.ChargingLimit(
-            limit_w=None, valid_until=begin + timedelta(seconds=periods[0][0])
-        )
+        return charger_gateway.ChargingLimit(limit_w=None, valid_until=_after(begin, periods[0][0]))
     index = max(i for i, (start, _) in enumerate(periods) if start <= elapsed)
-    boundaries = [begin + timedelta(seconds=start) for start, _ in periods[index + 1 :]]
-    if end is not None:
-        boundaries.append(end)
+    boundaries = [_after(begin, start) for start, _ in periods[index + 1 :]]
+    boundaries = [moment for moment in boundaries + [end] if moment is not None]
     return charger_gateway.ChargingLimit(
         limit_w=limit_in_watts(periods[index][1], profile["charging_rate_unit"], connector),
         valid_until=min(boundaries) if boundaries else None,

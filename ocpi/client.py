@@ -7,6 +7,7 @@ when it carries an envelope (PROTOCOL.md §10.3), else by its HTTP status.
 """
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import requests
 from django.conf import settings
 
-from . import jsonutil, tokens
+from . import jsonutil, tokens, traffic
 from .exceptions import PartnerRejected, PartnerUnavailable
 from .models import Partner, cpo_roles
 
@@ -85,14 +86,19 @@ class OCPIClient:
             body = jsonutil.dumps(body)
         headers = self._headers(functional=functional, has_body=body is not None)
         timeout = timeout or self.partner.request_timeout or settings.OCPI_DEFAULT_TIMEOUT
+        # For the traffic log (ocpi.traffic), whatever the outcome.
+        logged = {"headers": headers, "body": body, "params": params, "started": time.monotonic()}
         try:
             response = self.session.request(
                 method, url, data=body, params=params, headers=headers, timeout=timeout
             )
         except requests.Timeout as exc:
+            traffic.record_outbound(self.partner, method, url, error=exc, **logged)
             raise PartnerUnavailable(f"Timeout after {timeout:g}s calling {url}") from exc
         except requests.RequestException as exc:
+            traffic.record_outbound(self.partner, method, url, error=exc, **logged)
             raise PartnerUnavailable(f"Cannot reach {url}: {exc.__class__.__name__}") from exc
+        traffic.record_outbound(self.partner, method, url, response=response, **logged)
         return self._judge(method, url, response)
 
     def _judge(self, method: str, url: str, response: requests.Response) -> OCPIReply:

@@ -28,11 +28,18 @@ Guarantees of `outbox_deliver`:
     accepted against stale data).
 - A partner that is not REGISTERED gets nothing; its rows wait. A row whose module the partner
   no longer has an endpoint for becomes FAILED.
+- CDR POSTs (module cdrs) also keep their CDR's delivery state (billing.models_cdrs.CDR): on
+  success DELIVERED with sent_at and the Location header the partner returned (made absolute
+  against the endpoint URL); FAILED when the row fails. A CDR is delivered once: a row whose CDR
+  is DELIVERED already is never sent (SUPERSEDED, counted as skipped), and HTTP 409 ("CDR already
+  exists") to a retried POST (an earlier attempt timed out, so it may have arrived) counts as
+  delivered, without a Location.
 """
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urljoin
 
 from django.conf import settings
 from django.db import transaction
@@ -43,6 +50,7 @@ from . import outbox
 from .client import OCPIClient, OCPIReply, join_url
 from .exceptions import PartnerRejected, PartnerUnavailable
 from .models import OutboxMessage, Partner
+from .outbox import CDR
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +67,13 @@ class DeliveryReport:
     deferred: int = 0
     failed: int = 0
     converted: int = 0  # rejected PATCHes turned into PUTs of the current state
+    skipped: int = 0  # CDR POSTs not sent: their CDR was delivered already
     more: bool = False  # stopped at the batch size with rows still due
     next_due_at: datetime | None = None
 
     @property
     def did_work(self) -> bool:
-        return bool(self.sent or self.deferred or self.failed or self.converted)
+        return bool(self.sent or self.deferred or self.failed or self.converted or self.skipped)
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -136,6 +145,8 @@ def outbox_deliver(*, partner_id: int, batch: int = DELIVERY_BATCH) -> DeliveryR
 def _deliver_row(partner: Partner, client: OCPIClient, row: OutboxMessage) -> str:
     """Send one locked row; returns the report field to count it under."""
     now = timezone.now()
+    if row.module == outbox.CDRS and _cdr_delivered_already(row):
+        return "skipped"
     if row.interface_role == outbox.RESPONSE_URL:
         url = row.path  # an absolute URL the partner gave (a response_url)
     else:
@@ -160,10 +171,19 @@ def _deliver_row(partner: Partner, client: OCPIClient, row: OutboxMessage) -> st
     except PartnerRejected as exc:
         row.response_status = exc.http_status
         row.response_ocpi_status = exc.ocpi_status
-        if row.method == "PATCH" and _convert_to_put(row, exc):
+        if row.method == "PATCH" and _convert_to_put(row, exc, version=partner.version):
             return "converted"
+        if row.module == outbox.CDRS and exc.http_status == 409 and row.attempts > 1:
+            # A retried POST the partner says it has: an earlier attempt did arrive.
+            _mark_sent(row, OCPIReply(exc.http_status, exc.ocpi_status, None))
+            row.last_error = f"Partner already had the CDR: {exc}"[:2000]
+            row.save(update_fields=["last_error"])
+            _cdr_delivered(row, url)
+            return "sent"
         return _fail(row, str(exc))
     _mark_sent(row, reply)
+    if row.module == outbox.CDRS:
+        _cdr_delivered(row, url)
     return "sent"
 
 
@@ -195,13 +215,16 @@ def _fail(row: OutboxMessage, reason: str) -> str:
     row.state = State.FAILED
     row.last_error = reason[:2000]
     row.save(update_fields=_RESULT_FIELDS)
+    if row.module == outbox.CDRS:
+        _cdr_update(row, delivery=CDR.Delivery.FAILED)
     logger.warning("Outbox #%s to partner %s failed: %s", row.pk, row.partner_id, reason)
     return "failed"
 
 
-def _convert_to_put(row: OutboxMessage, exc: PartnerRejected) -> bool:
-    """Turn a rejected PATCH into a PUT of the current full object, due now (PROTOCOL.md §1.11)."""
-    body = outbox.render_current(row.module, row.path)
+def _convert_to_put(row: OutboxMessage, exc: PartnerRejected, *, version: str) -> bool:
+    """Turn a rejected PATCH into a PUT of the current full object in the partner's `version`,
+    due now (PROTOCOL.md §1.11)."""
+    body = outbox.render_current(row.module, row.path, version)
     if body is None:
         return False
     row.method = "PUT"
@@ -210,6 +233,35 @@ def _convert_to_put(row: OutboxMessage, exc: PartnerRejected) -> bool:
     row.last_error = f"PATCH rejected, resending the full object as a PUT: {exc}"[:2000]
     row.save(update_fields=_RESULT_FIELDS)
     logger.info("Outbox #%s: PATCH rejected, converted to a full PUT: %s", row.pk, exc)
+    return True
+
+
+# --- CDR delivery state -----------------------------------------------------------------------
+def _cdr_update(row: OutboxMessage, **fields) -> None:
+    cdr = outbox.cdr_of_row(row)
+    if cdr is not None:
+        CDR.objects.filter(pk=cdr.pk).update(**fields)
+
+
+def _cdr_delivered(row: OutboxMessage, url: str) -> None:
+    location = urljoin(url, row.response_location) if row.response_location else ""
+    _cdr_update(
+        row,
+        delivery=CDR.Delivery.DELIVERED,
+        sent_at=row.sent_at,
+        partner_location_url=location[:512],
+    )
+
+
+def _cdr_delivered_already(row: OutboxMessage) -> bool:
+    """Whether the row's CDR was delivered (by another row): then this row is not sent."""
+    cdr = outbox.cdr_of_row(row)
+    if cdr is None or cdr.delivery != CDR.Delivery.DELIVERED:
+        return False
+    row.state = State.SUPERSEDED
+    row.last_error = f"CDR {cdr.ocpi_id} was delivered already; a CDR is sent once."
+    row.save(update_fields=["state", "last_error"])
+    logger.warning("Outbox #%s not sent: CDR %s delivered already", row.pk, cdr.ocpi_id)
     return True
 
 

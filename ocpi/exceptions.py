@@ -3,6 +3,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied
+from django.db import connections
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -101,7 +102,7 @@ _DRF_STATUS = {
 
 def ocpi_exception_handler(exc: Exception, context: dict) -> Response:
     """DRF's EXCEPTION_HANDLER: every error on an OCPI view leaves here as an envelope."""
-    set_rollback()
+    _set_rollback(context.get("view"))
     headers = {}
     if isinstance(exc, OCPIError):
         return Response(
@@ -131,6 +132,19 @@ def ocpi_exception_handler(exc: Exception, context: dict) -> Response:
         )
     logger.exception("Unhandled error on an OCPI request", exc_info=exc)
     return Response(envelope(None, status_code=3000, message="Internal server error"), status=500)
+
+
+def _set_rollback(view) -> None:
+    """DRF's set_rollback, except for views outside ATOMIC_REQUESTS (non_atomic_requests): their
+    error must not mark a transaction they are not in (a test's, or a caller's) for rollback."""
+    non_atomic = getattr(getattr(type(view), "dispatch", None), "_non_atomic_requests", set())
+    if not non_atomic:
+        set_rollback()
+        return
+    for db in connections.all():
+        atomic_request = db.settings_dict["ATOMIC_REQUESTS"] and db.alias not in non_atomic
+        if atomic_request and db.in_atomic_block:
+            db.set_rollback(True)
 
 
 def _flatten(detail) -> str:

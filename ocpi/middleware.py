@@ -4,14 +4,21 @@
   response, errors included (PROTOCOL.md §1.6).
 - OCPI-from/to routing headers: swapped onto responses of functional modules (§1.7).
 - Exceptions that escape a non-DRF view become a 3000 envelope, never an HTML page.
+- A body over DATA_UPLOAD_MAX_MEMORY_SIZE is answered HTTP 413 with an OCPI 2001 envelope (not
+  Django's HTML 400); the body is read here once, so the traffic log has it too.
+- Every request and its response go to the traffic log (ocpi.traffic), once the view's
+  transaction has ended.
 """
 
 import logging
+import time
 import uuid
 
-from django.http import HttpResponse
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse, UnreadablePostError
 
-from . import jsonutil
+from . import jsonutil, traffic
 from .envelope import envelope
 
 logger = logging.getLogger(__name__)
@@ -50,13 +57,23 @@ class OCPIRequestMiddleware:
             return self.get_response(request)
         request.ocpi_request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
         request.ocpi_correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
-        response = self.get_response(request)
+        started = time.monotonic()
+        try:
+            request.body  # noqa: B018 - read once: size-checked here, kept for the traffic log
+        except RequestDataTooBig:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            response = envelope_response(2001, 413, f"Request body larger than {limit} bytes")
+        except UnreadablePostError:
+            response = envelope_response(2000, 400, "The request body could not be read")
+        else:
+            response = self.get_response(request)
         response["X-Request-ID"] = request.ocpi_request_id
         response["X-Correlation-ID"] = request.ocpi_correlation_id
         if is_functional_path(request.path):
             for meta_key, header in ROUTING_PAIRS:
                 if request.META.get(meta_key):
                     response[header] = request.META[meta_key]
+        traffic.record_inbound(request, response, started=started)
         return response
 
     def process_exception(self, request, exception):

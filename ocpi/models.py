@@ -234,3 +234,6 @@ class CommandRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} from {self.partner} ({self.result or self.response_result})"
+
+
+from .models_traffic import TrafficLog  # noqa: E402, F401

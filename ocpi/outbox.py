@@ -28,9 +28,12 @@ transaction is one PUT, and a newer full state replaces an older unsent one. The
 first PATCH (PATCHes are never dropped), at a FAILED row, and at a row a worker is delivering
 right now (locked).
 
-Bodies are rendered from the serializer functions the Sender endpoints use, with ocpi.jsonutil.
-Only OCPI 2.2.1 bodies exist so far: partners on another version get no pushes (they still pull);
-add their serializers to `_PUSH_VERSIONS` to push to them.
+Bodies are rendered from the serializer functions the Sender endpoints use, with ocpi.jsonutil,
+in each partner's negotiated version (`ocpi.formats.wire_format(partner.version)`): a change is
+rendered once per version, whatever the number of partners. Partners on a version we have no
+wire format for get no pushes (they still pull). Where a version has no PATCH rules we trust
+(2.1.1), its partners get a PUT of the changed level instead of a PATCH; where it cannot say who
+may see an unpublished Location (2.1.1), its partners get no pushes of such Locations.
 """
 
 import logging
@@ -43,17 +46,21 @@ from django.db import connection, transaction
 from django.db.models import Prefetch
 from django.dispatch import receiver
 
+from billing import seams
 from billing.models import Session
+from billing.models_cdrs import CDR
 from billing.sessions import session_mark_published
-from billing.signals import session_changed
+from billing.signals import cdr_created, cdr_delivery_requested, session_changed
 from stations import signals
 from stations.models import EVSE, Connector, Location, PriceComponent, Tariff, TariffElement
 
 from . import jsonutil
+from .formats import push_versions, wire_format
 from .models import OutboxMessage, Partner
+from .modules.cdrs.serializers import cdr_to_ocpi
 from .modules.locations.serializers import connector_to_ocpi, evse_to_ocpi, location_to_ocpi
-from .modules.sessions.serializers import charging_period_to_ocpi, session_to_ocpi
-from .modules.tariffs.serializers import tariff_to_ocpi
+from .modules.sessions.serializers import charging_period_to_ocpi
+from .versioning import V2_2_1
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +68,8 @@ LOCATIONS = "locations"
 TARIFFS = "tariffs"
 RECEIVER = "RECEIVER"
 
-# Versions we can render push bodies for.
-_PUSH_VERSIONS = ("2.2.1",)
+# Versions we can render push bodies for (ocpi.formats).
+_PUSH_VERSIONS = push_versions()
 
 # Model field -> OCPI key, where they differ (the rest keep OCPI names).
 _OCPI_KEYS = {"ocpi_id": "id", "latitude": "coordinates", "longitude": "coordinates"}
@@ -102,20 +109,35 @@ class Push:
     # For a PATCH: the OCPI keys to send, taken from `patch_source` (the changed level's object).
     patch_keys: frozenset[str] = frozenset()
     patch_source: dict | None = None
+    # False for a Location with publish=false (and its EVSEs and connectors): not pushed to
+    # partners whose version cannot say who may see it.
+    public: bool = True
     _bodies: dict = field(default_factory=dict)
 
-    def body(self, level: int, method: str) -> str:
-        """The JSON body for `method` at `level`, rendered once per change (for any partner)."""
-        key = (level, method)
+    def body(self, level: int, method: str, version: str = V2_2_1) -> str:
+        """The JSON body for `method` at `level` in `version`, rendered once per change (for
+        any partner). `render[level]` takes the version as keyword (2.2.1 when not given);
+        PATCH bodies are 2.2.1 (other versions get PUTs: `method_for`)."""
+        key = (level, method, version)
         if key not in self._bodies:
             if method == "PATCH":
                 # PATCH: the changed fields and always last_updated (PROTOCOL.md §1.10).
                 data = {k: self.patch_source[k] for k in sorted(self.patch_keys)}
                 data["last_updated"] = self.patch_source["last_updated"]
-            else:
+            elif version == V2_2_1:
                 data = self.render[level]()
+            else:
+                data = self.render[level](version=version)
             self._bodies[key] = jsonutil.dumps(data).decode()
         return self._bodies[key]
+
+    @staticmethod
+    def method_for(method: str, version: str) -> str:
+        """The method a partner on `version` gets: a PATCH becomes a PUT where the version's
+        PATCHes are not used (ocpi.formats.WireFormat.patches)."""
+        if method == "PATCH" and not wire_format(version).patches:
+            return "PUT"
+        return method
 
     def level_of(self, path: str) -> int | None:
         try:
@@ -135,8 +157,8 @@ def _location_queryset():
     )
 
 
-def _render_location(pk: int) -> dict:
-    data = location_to_ocpi(_location_queryset().get(pk=pk))
+def _render_location(pk: int, version: str = V2_2_1) -> dict:
+    data = wire_format(version).location(_location_queryset().get(pk=pk))
     # EVSEs without connectors are not published yet (OCPI: connectors has minItems 1).
     evses = [e for e in data.get("evses", []) if e.get("connectors")]
     if evses:
@@ -146,19 +168,19 @@ def _render_location(pk: int) -> dict:
     return data
 
 
-def _render_evse(pk: int) -> dict:
-    return evse_to_ocpi(EVSE.objects.prefetch_related("connectors").get(pk=pk))
+def _render_evse(pk: int, version: str = V2_2_1) -> dict:
+    return wire_format(version).evse(EVSE.objects.prefetch_related("connectors").get(pk=pk))
 
 
-def _render_connector(pk: int) -> dict:
-    return connector_to_ocpi(Connector.objects.get(pk=pk))
+def _render_connector(pk: int, version: str = V2_2_1) -> dict:
+    return wire_format(version).connector(Connector.objects.get(pk=pk))
 
 
-def _render_tariff(pk: int) -> dict:
+def _render_tariff(pk: int, version: str = V2_2_1) -> dict:
     tariff = Tariff.objects.prefetch_related(
         Prefetch("elements", queryset=TariffElement.objects.prefetch_related("price_components"))
     ).get(pk=pk)
-    data = tariff_to_ocpi(tariff)
+    data = wire_format(version).tariff(tariff)
     # Elements without price components are not published yet (OCPI: minItems 1).
     data["elements"] = [e for e in data["elements"] if e.get("price_components")]
     return data
@@ -189,6 +211,7 @@ def _location_push(location: Location) -> Push:
         render=[partial(_render_location, location.pk)],
         level=0,
         method="PUT",
+        public=location.publish,
     )
 
 
@@ -285,6 +308,8 @@ def outbox_write(push: Push, *, partners: Iterable[Partner] | None = None) -> li
     written = []
     with transaction.atomic():
         for partner in push_partners(push.module) if partners is None else partners:
+            if not push.public and not wire_format(partner.version).shows_unpublished_locations:
+                continue
             written.append(_write_for_partner(partner, push))
             schedule_delivery(partner.pk)
     return written
@@ -331,6 +356,7 @@ def _write_for_partner(partner: Partner, push: Push) -> OutboxMessage:
         else:
             break
         superseded.append(row)
+    method = push.method_for(method, partner.version)
     message = OutboxMessage(
         partner=partner,
         module=push.module,
@@ -338,7 +364,7 @@ def _write_for_partner(partner: Partner, push: Push) -> OutboxMessage:
         object_key=push.object_key,
         method=method,
         path=push.paths[level],
-        body=push.body(level, method),
+        body=push.body(level, method, partner.version),
     )
     if superseded:
         # A replaced row that was being retried hands on its backoff: a new full state does not
@@ -372,7 +398,9 @@ def outbox_write_response(
 ) -> OutboxMessage:
     """Write one POST of `body` (bare, not in the envelope) to the absolute `url` (inside the
     caller's transaction), delivered like any other push: ordered per `object_key`, retried with
-    backoff, after commit (PROTOCOL.md §4.6, §4.7)."""
+    backoff, after commit (PROTOCOL.md §4.6, §4.7). `body` is given as 2.2.1 has it and sent
+    as the partner's version has it (2.1.1: CommandResponse)."""
+    body = wire_format(partner.version).response_body(module, body)
     message = OutboxMessage.objects.create(
         partner=partner,
         module=module,
@@ -400,8 +428,9 @@ def schedule_delivery(partner_id: int) -> None:
 
 
 # --- resending the current state (used when a PATCH was rejected) ---------------------------
-def render_current(module: str, path: str) -> str | None:
-    """The current full object at `path` of `module` as a JSON body, or None if unknown."""
+def render_current(module: str, path: str, version: str = V2_2_1) -> str | None:
+    """The current full object at `path` of `module` as a JSON body in `version`, or None if
+    unknown."""
     ids = [unquote(segment) for segment in path.split("/")]
     try:
         if module == TARIFFS and len(ids) == 3:
@@ -410,7 +439,7 @@ def render_current(module: str, path: str) -> str | None:
                 party_id__lower=ids[1].lower(),
                 ocpi_id__lower=ids[2].lower(),
             )
-            data = _render_tariff(tariff.pk)
+            data = _render_tariff(tariff.pk, version)
         elif module == LOCATIONS and 3 <= len(ids) <= 5:
             location = Location.objects.get(
                 country_code__lower=ids[0].lower(),
@@ -418,20 +447,71 @@ def render_current(module: str, path: str) -> str | None:
                 ocpi_id__lower=ids[2].lower(),
             )
             if len(ids) == 3:
-                data = _render_location(location.pk)
+                data = _render_location(location.pk, version)
             else:
                 evse = location.evses.get(uid__lower=ids[3].lower())
                 if len(ids) == 4:
-                    data = _render_evse(evse.pk)
+                    data = _render_evse(evse.pk, version)
                 else:
-                    data = _render_connector(evse.connectors.get(ocpi_id__lower=ids[4].lower()).pk)
+                    connector = evse.connectors.get(ocpi_id__lower=ids[4].lower())
+                    data = _render_connector(connector.pk, version)
         elif module == SESSIONS and len(ids) == 3:
-            return _resend_session(ids)
+            return _resend_session(ids, version)
         else:
             return None
     except (Location.DoesNotExist, EVSE.DoesNotExist, Connector.DoesNotExist, Tariff.DoesNotExist):
         return None
     return jsonutil.dumps(data).decode()
+
+
+# --- a partner that changed version (ocpi.services: a credentials PUT to another version) ----
+def outbox_rerender(*, partner: Partner) -> int:
+    """Render the partner's unsent rows again in its (new) version, inside the caller's
+    transaction; returns how many rows changed.
+
+    The rows were rendered in the version the partner had when they were written, and the URL
+    is resolved at delivery from its new endpoints. So: a Location, Tariff or Session row becomes
+    a PUT of the object's current state (a Session's later rows are folded into its first);
+    a CDR is rendered again (SUPERSEDED when the new version cannot carry it, and the CDR is
+    NOT_SENT); an async result is put in the new version's form. Rows whose object is gone
+    become SUPERSEDED. Rows a worker is delivering right now are left alone."""
+    wire = wire_format(partner.version)
+    changed = 0
+    unsent = OutboxMessage.objects.filter(
+        partner=partner, state__in=(OutboxMessage.State.PENDING, OutboxMessage.State.FAILED)
+    ).order_by("id")
+    for pk in list(unsent.values_list("pk", flat=True)):
+        row = (
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(pk=pk, state__in=(OutboxMessage.State.PENDING, OutboxMessage.State.FAILED))
+            .first()
+        )
+        if row is None:
+            continue  # being delivered, or folded into an earlier row of its session
+        if row.interface_role == RESPONSE_URL:
+            body = jsonutil.dumps(wire.response_body(row.module, jsonutil.loads(row.body)))
+            row.body = body.decode()
+        elif row.module == CDRS:
+            cdr = cdr_of_row(row)
+            if cdr is None or not wire.cdr_shown(cdr):
+                if cdr is not None:
+                    _set_cdr_delivery(cdr, CDR.Delivery.NOT_SENT)
+                row.state = OutboxMessage.State.SUPERSEDED
+                row.last_error = f"Not sent: {partner} moved to OCPI {partner.version}"
+            else:
+                row.body = render_cdr(cdr, partner.version)
+        else:
+            body = render_current(row.module, row.path, partner.version)
+            if body is None:
+                row.state = OutboxMessage.State.SUPERSEDED
+                row.last_error = f"Not sent: the object is gone ({partner} changed version)"
+            else:
+                row.method, row.body = "PUT", body
+        row.save(update_fields=["state", "method", "body", "last_error"])
+        changed += 1
+    if changed:
+        schedule_delivery(partner.pk)
+    return changed
 
 
 # --- sessions (billing.signals.session_changed) ---------------------------------------------
@@ -460,13 +540,13 @@ _SESSION_KEYS = {
 }
 
 
-def _render_session(pk: int) -> dict:
+def _render_session(pk: int, version: str = V2_2_1) -> dict:
     session = (
         Session.objects.select_related("location", "evse", "connector")
         .prefetch_related("periods")
         .get(pk=pk)
     )
-    return session_to_ocpi(session)
+    return wire_format(version).session(session)
 
 
 def _session_path(session: Session) -> str:
@@ -514,7 +594,7 @@ def session_changed_push(
     outbox_write(push, partners=[partner])
 
 
-def _resend_session(ids: list[str]) -> str | None:
+def _resend_session(ids: list[str], version: str = V2_2_1) -> str | None:
     """The current full Session, for a PUT replacing a rejected PATCH (PROTOCOL.md §1.11).
 
     That PUT holds everything the session's later unsent rows would add: they are superseded,
@@ -541,4 +621,144 @@ def _resend_session(ids: list[str]) -> str | None:
         last_error=f"Superseded by the full state sent with #{pending[0] if pending else '?'}",
     )
     session_mark_published(session=session)
-    return jsonutil.dumps(_render_session(session.pk)).decode()
+    return jsonutil.dumps(_render_session(session.pk, version)).decode()
+
+
+# --- CDRs (billing.signals.cdr_created) -------------------------------------------------------
+# A new CDR (a session's, a credit or a correction) is one POST of the full CDR to the partner's
+# cdrs RECEIVER endpoint, with no path below it (PROTOCOL.md §4.3), rendered in the partner's
+# version. All CDRs of one CPO role share the object key `cdrs/{cc}/{pid}`, so they reach a
+# partner in the order they were made (a credit never overtakes the CDR it credits). A POST is
+# never coalesced nor repeated once it succeeded (ocpi.delivery stores the Location header and
+# marks the CDR DELIVERED). A CDR is NOT_SENT when it has no partner, when its partner has no
+# cdrs receiver, or when the partner's version cannot carry it (a credit CDR in 2.1.1); staff
+# may ask for it to be sent later (cdr_delivery_requested), e.g. once the partner has a receiver.
+CDRS = "cdrs"
+# A suspended partner's CDRs wait in the outbox (delivery resumes when it is registered again).
+_CDR_PARTNER_STATUSES = (Partner.Status.REGISTERED, Partner.Status.SUSPENDED)
+
+
+def cdr_data(cdr: CDR, version: str = V2_2_1) -> dict:
+    """The CDR as an OCPI object of `version`."""
+    return (wire_format(version).cdr or cdr_to_ocpi)(cdr)
+
+
+def render_cdr(cdr: CDR, version: str = V2_2_1) -> str:
+    """The CDR's JSON body as partners on `version` get it."""
+    return jsonutil.dumps(cdr_data(cdr, version)).decode()
+
+
+seams.registry.cdr_renderer = render_cdr
+
+
+def cdr_object_key(cdr: CDR) -> str:
+    return f"{CDRS}/{_path(cdr.country_code, cdr.party_id)}"
+
+
+def _cdr_partner(cdr: CDR) -> Partner | None:
+    """The CDR's eMSP, if it takes this CDR's push: a cdrs RECEIVER, a version that has it."""
+    if cdr.partner_id is None:
+        return None
+    partner = Partner.objects.filter(pk=cdr.partner_id, status__in=_CDR_PARTNER_STATUSES).first()
+    if partner is None or partner.version not in _PUSH_VERSIONS:
+        return None
+    if not wire_format(partner.version).cdr_shown(cdr):
+        return None
+    return partner if partner.endpoint_url(CDRS, RECEIVER) else None
+
+
+def _set_cdr_delivery(cdr: CDR, delivery: str) -> None:
+    cdr.delivery = delivery
+    CDR.objects.filter(pk=cdr.pk).update(delivery=delivery)
+
+
+def cdr_outbox_write(cdr: CDR) -> OutboxMessage | None:
+    """Write the CDR's POST (inside the caller's transaction) and queue delivery on commit; or
+    mark the CDR NOT_SENT when it has nobody to go to (see above). Nothing for a CDR that was
+    delivered: a CDR is sent once."""
+    if cdr.delivery == CDR.Delivery.DELIVERED:
+        return None
+    partner = _cdr_partner(cdr)
+    if partner is None:
+        _set_cdr_delivery(cdr, CDR.Delivery.NOT_SENT)
+        return None
+    message = OutboxMessage.objects.create(
+        partner=partner,
+        module=CDRS,
+        interface_role=RECEIVER,
+        object_key=cdr_object_key(cdr),
+        method="POST",
+        path="",
+        body=render_cdr(cdr, partner.version),
+    )
+    if cdr.delivery != CDR.Delivery.PENDING:
+        _set_cdr_delivery(cdr, CDR.Delivery.PENDING)
+    schedule_delivery(partner.pk)
+    return message
+
+
+@receiver(cdr_created, dispatch_uid="ocpi.outbox.cdr_created")
+def cdr_created_push(sender, cdr: CDR, **kwargs) -> None:
+    cdr_outbox_write(cdr)
+
+
+def _cdr_ids(row: OutboxMessage) -> tuple[str, str, str] | None:
+    """(country_code, party_id, id) of the CDR a row POSTs: the role from its object key (2.1.1
+    CDRs carry no role), the id from its body."""
+    parts = row.object_key.split("/")
+    if row.module != CDRS or row.method != "POST" or len(parts) != 3:
+        return None
+    try:
+        cdr_id = jsonutil.loads(row.body)["id"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return unquote(parts[1]), unquote(parts[2]), str(cdr_id)
+
+
+def cdr_of_row(row: OutboxMessage) -> CDR | None:
+    """The CDR an outbox row POSTs, or None."""
+    ids = _cdr_ids(row)
+    if ids is None:
+        return None
+    return CDR.objects.filter(
+        country_code__lower=ids[0].lower(),
+        party_id__lower=ids[1].lower(),
+        ocpi_id__lower=ids[2].lower(),
+    ).first()
+
+
+def cdr_rows(cdr: CDR, *, states: Iterable[str]) -> list[OutboxMessage]:
+    """The outbox rows POSTing this CDR, in the given states, oldest first."""
+    wanted = (cdr.country_code.lower(), cdr.party_id.lower(), cdr.ocpi_id.lower())
+    rows = OutboxMessage.objects.filter(
+        partner_id=cdr.partner_id,
+        module=CDRS,
+        method="POST",
+        object_key=cdr_object_key(cdr),
+        state__in=list(states),
+    ).order_by("id")
+    found = []
+    for row in rows:
+        ids = _cdr_ids(row)
+        if ids is not None and tuple(i.lower() for i in ids) == wanted:
+            found.append(row)
+    return found
+
+
+@receiver(cdr_delivery_requested, dispatch_uid="ocpi.outbox.cdr_delivery_requested")
+def cdr_redeliver(sender, cdr: CDR, **kwargs) -> str:
+    """Staff asked for a CDR that did not reach its partner to be sent: its FAILED (or waiting)
+    row is due again now; a CDR without a row gets one if it now has somewhere to go. Never for
+    a DELIVERED CDR. Returns what was done, for staff."""
+    from .delivery import outbox_retry  # ocpi.delivery imports this module
+
+    if cdr.delivery == CDR.Delivery.DELIVERED:
+        return f"{cdr.ocpi_id}: delivered already, not sent again."
+    rows = cdr_rows(cdr, states=[OutboxMessage.State.FAILED, OutboxMessage.State.PENDING])
+    if rows:
+        outbox_retry(message_ids=[row.pk for row in rows])
+        _set_cdr_delivery(cdr, CDR.Delivery.PENDING)
+        return f"{cdr.ocpi_id}: delivery retried."
+    if cdr_outbox_write(cdr) is None:
+        return f"{cdr.ocpi_id}: no partner CDRs receiver to send it to; not sent."
+    return f"{cdr.ocpi_id}: queued for delivery."

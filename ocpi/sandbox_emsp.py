@@ -9,6 +9,10 @@ and can misbehave on demand (`mode`): "ok", "http500", "ocpi3000", "timeout", "h
 "ocpi2001" (HTTP 200 with OCPI status 2001), or be stopped and restarted on the same port to look
 down. It can also act as the client of the CPO's registration (`register_with`).
 
+As the CDRs Receiver it stores each POSTed CDR, answers HTTP 201 with its URL in the Location
+header and serves it with a GET there; a second POST of a CDR it has (same country_code,
+party_id and id) gets HTTP 409 "already exists" (the OpenAPI receiver interface).
+
 As the commands and charging profiles Sender it gives response_urls below its own
 `commands`/`chargingprofiles` endpoints (`response_url(module, name)`); the CPO's async results
 POSTed there are recorded (`received("POST", ...)`) and answered with an envelope without data.
@@ -17,6 +21,12 @@ As the tokens Sender it serves `tokens` (a list the test or staff configure, pag
 date_from/date_to/offset/limit and Link headers) and answers real-time authorization
 (`POST tokens/{uid}/authorize`) from `authorizations` or, failing that, from `tokens`; a token it
 does not know gets HTTP 404 with OCPI 2004 (PROTOCOL.md §4.5).
+
+`EMSPServer(version="2.1.1")` is a 2.1.1 eMSP (PROTOCOL.md §8): it offers 2.1.1 only, its details
+list endpoints without roles (under /ocpi/emsp/2.1.1/), its credentials are the flat 2.1.1
+object (token, url, business_details, party_id, country_code), and it reads tokens plain only
+(a Base64-encoded token is an unknown token: 401). `upgrade_to("2.2.1")` makes it a 2.2.1 eMSP
+that also still offers 2.1.1, and PUTs new credentials to the CPO's 2.2.1 credentials endpoint.
 """
 
 import base64
@@ -34,6 +44,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 import requests
 
 RECEIVER_MODULES = ("locations", "tariffs", "sessions", "cdrs")
+VERSIONS = ("2.2.1", "2.1.1")
 # Where our response_urls point: POST {endpoint(module)}/... records an async result.
 RESULT_MODULES = ("commands", "chargingprofiles")
 _SEGMENT_SAFE = "!$&'()*+,;=:@-._~"  # RFC 3986 path characters kept as they are in URLs
@@ -56,6 +67,13 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _plain_token(header: str | None) -> str | None:
+    """The token of a 2.1.1 Authorization header: as it is (2.1.1 has no Base64)."""
+    if not header or not header.startswith("Token "):
+        return None
+    return header[len("Token ") :].strip()
+
+
 def _decode_token(header: str | None) -> str | None:
     if not header or not header.startswith("Token "):
         return None
@@ -76,7 +94,11 @@ class EMSPServer:
         name="Test eMSP",
         port: int = 0,
         on_request=None,
+        version: str = "2.2.1",
     ):
+        if version not in VERSIONS:
+            raise ValueError(f"version must be one of {', '.join(VERSIONS)}")
+        self.version = version  # the OCPI version this eMSP speaks (its newest one)
         self.country_code = country_code
         self.party_id = party_id
         self.name = name
@@ -98,8 +120,8 @@ class EMSPServer:
         self.tokens: list[dict] = []
         self.tokens_max_limit = 100
         self.authorizations: dict[tuple[str, str], dict] = {}
-        # Versions listed at /ocpi/versions (details are served for 2.2.1 only).
-        self.versions_offered: list[str] = ["2.2.1"]
+        # Versions listed at /ocpi/versions (details are served for 2.2.1 and 2.1.1 only).
+        self.versions_offered: list[str] = [version]
         self.last_error: str | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -133,8 +155,33 @@ class EMSPServer:
     def versions_url(self) -> str:
         return f"{self.base_url}/ocpi/versions"
 
-    def endpoint(self, module: str) -> str:
-        return f"{self.base_url}/ocpi/emsp/2.2.1/{module}"
+    def endpoint(self, module: str, version: str | None = None) -> str:
+        return f"{self.base_url}/ocpi/emsp/{version or self.version}/{module}"
+
+    def details(self, version: str) -> dict:
+        """Our Version details object for `version` (2.1.1 endpoints carry no role)."""
+        endpoints = [
+            {
+                "identifier": "credentials",
+                "role": "RECEIVER",
+                "url": f"{self.base_url}/ocpi/{version}/credentials",
+            }
+        ]
+        endpoints += [
+            {"identifier": m, "role": "RECEIVER", "url": self.endpoint(m, version)}
+            for m in RECEIVER_MODULES
+        ]
+        endpoints.append(
+            {"identifier": "tokens", "role": "SENDER", "url": self.endpoint("tokens", version)}
+        )
+        if version == "2.1.1":
+            endpoints.append({"identifier": "commands", "url": self.endpoint("commands", version)})
+            endpoints = [{k: v for k, v in e.items() if k != "role"} for e in endpoints]
+        return {"version": version, "endpoints": endpoints}
+
+    def token_from_header(self, header: str | None) -> str | None:
+        """The credentials token of an Authorization header: plain only for a 2.1.1 eMSP."""
+        return _plain_token(header) if self.version == "2.1.1" else _decode_token(header)
 
     # -- tokens sender ----------------------------------------------------------------------
     def authorize_as(self, uid: str, allowed: str, *, token_type: str = "RFID", **extra) -> None:
@@ -152,7 +199,10 @@ class EMSPServer:
         token = self._token(uid, token_type)
         if token is None:
             return None
-        return {"allowed": "ALLOWED" if token.get("valid") else "BLOCKED", "token": token}
+        allowed = "ALLOWED" if token.get("valid") else "BLOCKED"
+        if self.version == "2.1.1":  # a 2.1.1 AuthorizationInfo has no token
+            return {"allowed": allowed}
+        return {"allowed": allowed, "token": token}
 
     def _token(self, uid: str, token_type: str) -> dict | None:
         return next(
@@ -192,6 +242,19 @@ class EMSPServer:
             headers["Link"] = f'<{self.endpoint("tokens")}?{urlencode(params)}>; rel="next"'
         return items, headers
 
+    def stored_cdr(self, cdr) -> str | None:
+        """The key under which a CDR with the same country_code, party_id and id is stored."""
+
+        def ids(data: dict) -> tuple:
+            return tuple(str(data.get(k, "")).lower() for k in ("country_code", "party_id", "id"))
+
+        if not isinstance(cdr, dict):
+            return None
+        for key, stored in self.stored.items():
+            if key.startswith("cdrs/") and isinstance(stored, dict) and ids(stored) == ids(cdr):
+                return key
+        return None
+
     def response_url(self, module: str = "commands", name: str = "") -> str:
         """A fresh response_url for a command (module "commands", name e.g. START_SESSION) or a
         charging profile request ("chargingprofiles")."""
@@ -220,6 +283,8 @@ class EMSPServer:
 
     # -- acting as client of the CPO (partner-initiated registration) -----------------------
     def cpo_headers(self, token: str) -> dict:
+        if self.version == "2.1.1":  # plain, and no tracing headers (PROTOCOL.md §8)
+            return {"Authorization": f"Token {token}", "Content-Type": "application/json"}
         encoded = base64.b64encode(token.encode()).decode()
         return {
             "Authorization": f"Token {encoded}",
@@ -228,7 +293,16 @@ class EMSPServer:
             "Content-Type": "application/json",
         }
 
-    def credentials_body(self, token: str) -> dict:
+    def credentials_body(self, token: str, version: str | None = None) -> dict:
+        """Our Credentials object in `version` (default: the version we speak)."""
+        if (version or self.version) == "2.1.1":
+            return {
+                "token": token,
+                "url": self.versions_url,
+                "business_details": {"name": self.name},
+                "party_id": self.party_id,
+                "country_code": self.country_code,
+            }
         return {
             "token": token,
             "url": self.versions_url,
@@ -246,7 +320,9 @@ class EMSPServer:
         """Run the eMSP side of a partner-initiated registration; returns the POST response."""
         versions = requests.get(cpo_versions_url, headers=self.cpo_headers(token_a), timeout=30)
         versions.raise_for_status()
-        details_url = next(v["url"] for v in versions.json()["data"] if v["version"] == "2.2.1")
+        details_url = next(
+            v["url"] for v in versions.json()["data"] if v["version"] == self.version
+        )
         details = requests.get(details_url, headers=self.cpo_headers(token_a), timeout=30)
         details.raise_for_status()
         self.cpo_endpoints = details.json()["data"]["endpoints"]
@@ -280,6 +356,22 @@ class EMSPServer:
         if response.status_code == 200 and response.json().get("status_code") == 1000:
             self.token_for_cpo = response.json()["data"]["token"]
         return response
+
+    def upgrade_to(self, version: str = "2.2.1") -> requests.Response:
+        """Move to `version` (still offering the others): fetch the CPO's details of that
+        version with the current token and PUT new credentials to its credentials endpoint
+        (PROTOCOL.md §3.6)."""
+        self.version = version
+        if version not in self.versions_offered:
+            self.versions_offered.append(version)
+        headers = self.cpo_headers(self.token_for_cpo)
+        versions = requests.get(self.cpo_versions_url, headers=headers, timeout=30)
+        versions.raise_for_status()
+        details_url = next(v["url"] for v in versions.json()["data"] if v["version"] == version)
+        details = requests.get(details_url, headers=headers, timeout=30)
+        details.raise_for_status()
+        self.cpo_endpoints = details.json()["data"]["endpoints"]
+        return self.update_credentials_with()
 
     def unregister_from(self) -> requests.Response:
         """DELETE our credentials at the CPO, authorized with the current token."""
@@ -363,7 +455,7 @@ def _make_handler(server: EMSPServer):
                 server.requests.append(record)
             if server.on_request is not None:
                 server.on_request(record)
-            token = _decode_token(self.headers.get("Authorization"))
+            token = server.token_from_header(self.headers.get("Authorization"))
             if token not in server.accepted_tokens:
                 self._envelope(None, 2000, 401)
                 return
@@ -376,25 +468,13 @@ def _make_handler(server: EMSPServer):
                     ]
                 )
                 return
-            if path == "/ocpi/2.2.1":
-                endpoints = [
-                    {
-                        "identifier": "credentials",
-                        "role": "RECEIVER",
-                        "url": f"{server.base_url}/ocpi/2.2.1/credentials",
-                    }
-                ]
-                endpoints += [
-                    {"identifier": m, "role": "RECEIVER", "url": server.endpoint(m)}
-                    for m in RECEIVER_MODULES
-                ]
-                endpoints.append(
-                    {"identifier": "tokens", "role": "SENDER", "url": server.endpoint("tokens")}
-                )
-                self._envelope({"version": "2.2.1", "endpoints": endpoints})
+            details = re.match(r"^/ocpi/(2\.2\.1|2\.1\.1)$", path)
+            if details:
+                self._envelope(server.details(details.group(1)))
                 return
-            if path == "/ocpi/2.2.1/credentials":
-                self._credentials(token, body)
+            credentials = re.match(r"^/ocpi/(2\.2\.1|2\.1\.1)/credentials$", path)
+            if credentials:
+                self._credentials(token, body, credentials.group(1))
                 return
             if server.mode == "http500":
                 self._send(500, b"<html>Internal Server Error</html>")
@@ -412,7 +492,7 @@ def _make_handler(server: EMSPServer):
             if server.mode == "ocpi2001":
                 self._envelope(None, 2001, 200)  # HTTP 200, but the OCPI status rejects it
                 return
-            match = re.match(r"^/ocpi/emsp/2\.2\.1/(\w+)(/.*)?$", path)
+            match = re.match(r"^/ocpi/emsp/(?:2\.2\.1|2\.1\.1)/(\w+)(/.*)?$", path)
             if not match:
                 self._envelope(None, 2000, 404)
                 return
@@ -426,6 +506,10 @@ def _make_handler(server: EMSPServer):
                 self._tokens(rest)
                 return
             if module == "cdrs" and self.command == "POST":
+                if server.stored_cdr(body) is not None:
+                    # A CDR with this id is stored already (a repeated POST): 409 (§4.3).
+                    self._envelope(None, 2001, 409)
+                    return
                 server.cdr_counter += 1
                 location = f"{server.endpoint('cdrs')}/{server.cdr_counter}"
                 server.stored[f"cdrs/{server.cdr_counter}"] = body
@@ -475,14 +559,16 @@ def _make_handler(server: EMSPServer):
                 token_type = (query.get("type") or ["RFID"])[0]
                 info = server.authorization_for(unquote(match.group(1)), token_type)
                 if info is None:
-                    self._envelope(None, 2004, 404)
+                    # 2.1.1 has no 2004 (unknown token): a plain 404
+                    self._envelope(None, 2000 if server.version == "2.1.1" else 2004, 404)
                 else:
                     self._envelope(info)
                 return
             self._envelope(None, 2000, 404)
 
-        def _credentials(self, token, body):
-            """The eMSP as credentials receiver: the CPO registers with us (PROTOCOL.md §3.4)."""
+        def _credentials(self, token, body, version: str = "2.2.1"):
+            """The eMSP as credentials receiver: the CPO registers with us (PROTOCOL.md §3.4),
+            in the `version` of the credentials endpoint it called."""
             if self.command == "GET":
                 self._envelope(server.credentials_body(server.token_for_cpo or ""))
                 return
@@ -500,7 +586,7 @@ def _make_handler(server: EMSPServer):
                     body["url"], headers=server.cpo_headers(cpo_token), timeout=10
                 )
                 details_url = next(
-                    v["url"] for v in versions.json()["data"] if v["version"] == "2.2.1"
+                    v["url"] for v in versions.json()["data"] if v["version"] == version
                 )
                 details = requests.get(
                     details_url, headers=server.cpo_headers(cpo_token), timeout=10
@@ -515,7 +601,7 @@ def _make_handler(server: EMSPServer):
             new_token = secrets.token_urlsafe(24)
             server.accepted_tokens.discard(token)  # token A (or the old token) stops working
             server.accepted_tokens.add(new_token)
-            self._envelope(server.credentials_body(new_token))
+            self._envelope(server.credentials_body(new_token, version))
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 

@@ -29,10 +29,12 @@ from .exceptions import (
     MethodNotAllowedInState,
     NoMatchingEndpoints,
     PartnerError,
+    PartnerRejected,
     UnableToUseClientAPI,
     UnsupportedVersion,
 )
 from .models import Partner, PartnerRole, cpo_roles
+from .outbox import outbox_rerender
 from .serializers import credentials_to_ocpi, parse_credentials
 from .versions import supported_versions, version_key, versions_url
 
@@ -69,11 +71,14 @@ def partner_api_fetch(
     """GET the partner's versions and one version's details with `token`.
 
     `version` given: that version must be offered (the version of the credentials endpoint the
-    partner called, §3.8); else the highest version both sides implement (§3.4).
+    partner called, §3.8); else the highest version both sides implement (§3.4). Sets (does
+    not save) the partner's token encoding for that version.
     """
+    if version is not None:
+        token_encoding_follow_version(partner, version)
     client = OCPIClient(partner, token=token, correlation_id=correlation_id)
     try:
-        reply = client.request("GET", versions_url, functional=False)
+        reply = _versions_reply(client, versions_url)
     except PartnerError as exc:
         raise UnableToUseClientAPI(f"Cannot get the partner's versions: {exc}") from exc
     offered = _version_list(reply.data)
@@ -91,6 +96,7 @@ def partner_api_fetch(
                 f"we implement {_listed(supported_versions())}"
             )
         chosen = max(mutual, key=version_key)
+    token_encoding_follow_version(partner, chosen)
     try:
         reply = client.request("GET", offered[chosen], functional=False)
     except PartnerError as exc:
@@ -108,6 +114,39 @@ def partner_api_fetch(
     if missing:
         raise NoMatchingEndpoints(f"The partner's {chosen} details lack: {', '.join(missing)}")
     return PartnerAPI(version=chosen, versions_url=versions_url, endpoints=endpoints)
+
+
+def _versions_reply(client: OCPIClient, versions_url: str):
+    """GET the partner's versions. Before a version is agreed we cannot know whether the partner
+    reads our token Base64-encoded (2.2.1) or plain (2.1.1, PROTOCOL.md §10.1): a 401 in one
+    encoding is tried once in the other, and the partner keeps the one that worked."""
+    partner = client.partner
+    try:
+        return client.request("GET", versions_url, functional=False)
+    except PartnerRejected as exc:
+        if exc.http_status != 401:
+            raise
+        first_error, tried = exc, partner.token_encoding
+    partner.token_encoding = (
+        Partner.TokenEncoding.PLAIN
+        if tried == Partner.TokenEncoding.BASE64
+        else Partner.TokenEncoding.BASE64
+    )
+    try:
+        return client.request("GET", versions_url, functional=False)
+    except PartnerError:
+        partner.token_encoding = tried
+        raise first_error from None
+
+
+def token_encoding_follow_version(partner: Partner, version: str) -> None:
+    """Our token's encoding towards a partner registering or switching to `version` (not
+    saved): plain for 2.1.1 (PROTOCOL.md §8); Base64, the 2.2.1 rule, for a partner leaving
+    2.1.1; otherwise the compatibility profile's (staff may have chosen plain for a 2.2 peer)."""
+    if version == "2.1.1":
+        partner.token_encoding = Partner.TokenEncoding.PLAIN
+    elif partner.version == "2.1.1":
+        partner.token_encoding = Partner.TokenEncoding.BASE64
 
 
 def _version_list(data) -> dict[str, str]:
@@ -183,9 +222,21 @@ def _store_roles(partner: Partner, roles: list[dict]) -> None:
 
 
 def _store_api(partner: Partner, api: PartnerAPI) -> None:
+    token_encoding_follow_version(partner, api.version)
     partner.version = api.version
     partner.versions_url = api.versions_url
     partner.endpoints = api.endpoints
+
+
+def _version_changed(partner: Partner, previous_version: str) -> None:
+    """The partner now speaks another version than before: its unsent pushes, rendered in the
+    old one, are rendered again in the new one (in the caller's transaction)."""
+    if previous_version and previous_version != partner.version:
+        count = outbox_rerender(partner=partner)
+        logger.info(
+            "Partner %s moved from OCPI %s to %s: %d unsent push(es) rendered again",
+            partner, previous_version, partner.version, count,
+        )  # fmt: skip
 
 
 def _require_outside_transaction(what: str) -> None:
@@ -252,6 +303,7 @@ def registration_accept(
             correlation_id=correlation_id,
         )
         token_c = tokens.new_token()
+        previous_version = partner.version
         _store_api(partner, api)
         partner.set_outbound_token(credentials["token"])
         partner.set_inbound_token(token_c)
@@ -260,6 +312,7 @@ def registration_accept(
         partner.registered_at = timezone.now()
         partner.save()
         _store_roles(partner, credentials["roles"])
+        _version_changed(partner, previous_version)
     logger.info("Partner %s registered with us (OCPI %s)", partner, api.version)
     return our_credentials(token=token_c, version=api.version)
 
@@ -285,11 +338,13 @@ def credentials_update(
             correlation_id=correlation_id,
         )
         new_token = tokens.new_token()
+        previous_version = partner.version
         _store_api(partner, api)
         partner.set_outbound_token(credentials["token"])
         partner.set_inbound_token(new_token)
         partner.save()
         _store_roles(partner, credentials["roles"])
+        _version_changed(partner, previous_version)
     logger.info("Partner %s updated its credentials (OCPI %s)", partner, api.version)
     return our_credentials(token=new_token, version=api.version)
 
@@ -343,6 +398,7 @@ def register_with_partner(
         raise UnableToUseClientAPI(f"Registration POST to the partner failed: {exc}") from exc
     with transaction.atomic():
         partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        previous_version = partner.version
         _store_api(partner, api)
         partner.versions_url = theirs["url"]
         partner.set_outbound_token(theirs["token"])
@@ -352,6 +408,7 @@ def register_with_partner(
         partner.registered_at = timezone.now()
         partner.save()
         _store_roles(partner, theirs["roles"])
+        _version_changed(partner, previous_version)
     logger.info("Registered with partner %s (OCPI %s)", partner, api.version)
     return partner
 

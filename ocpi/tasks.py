@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from .commands import expire_commands_task  # noqa: F401
 from .delivery import backoff_seconds, outbox_deliver, outbox_partners_due
+from .reconciliation import reconcile_cdrs_task  # noqa: F401
 from .token_sync import sync_partner_tokens_task, sync_tokens_task  # noqa: F401
 
 logger = logging.getLogger(__name__)

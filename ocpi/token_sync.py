@@ -41,8 +41,8 @@ from .exceptions import (
     PartnerRejected,
     PartnerUnavailable,
 )
+from .formats import wire_format
 from .models import Partner
-from .modules.tokens.serializers import parse_token
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +114,13 @@ def token_sync(*, partner_id: int, full: bool = False) -> TokenSyncReport:
 
 
 def _store_page(partner: Partner, items: list, report: TokenSyncReport) -> None:
+    # Tokens come in the partner's version (2.1.1: no party in them, auth_id: ocpi.formats).
+    parse = wire_format(partner.version).parse_partner_token
     with transaction.atomic():
         for item in items:
             report.received += 1
             try:
-                write = token_upsert(partner=partner, data=parse_token(item))
+                write = token_upsert(partner=partner, data=parse(item, partner=partner))
             except (ValidationError, TokenError) as exc:
                 report.rejected += 1
                 uid = item.get("uid") if isinstance(item, dict) else None

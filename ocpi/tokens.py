@@ -17,8 +17,13 @@ from django.conf import settings
 
 
 def new_token() -> str:
-    """A fresh credentials token: 43 URL-safe characters, within OCPI's 64-char printable ASCII."""
-    return secrets.token_urlsafe(32)
+    """A fresh credentials token: 43 URL-safe characters, within OCPI's 64-char printable ASCII.
+
+    Never starting with "-", so it can be passed to a command-line option as it is."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 def token_digest(token: str) -> str:

@@ -3,6 +3,7 @@
 from django.urls import re_path
 
 from .credentials import CredentialsView
+from .modules.cdrs.views import CDRListView
 from .modules.chargingprofiles.views import ChargingProfileView
 from .modules.commands.views import CommandView
 from .modules.locations.views import (
@@ -14,6 +15,8 @@ from .modules.locations.views import (
 from .modules.sessions.views import ChargingPreferencesView, SessionListView
 from .modules.tariffs.views import TariffListView
 from .modules.tokens.views import TokenBaseView, TokenView
+from .openapi_view import openapi_view
+from .urls_v211 import urlpatterns as v211_urlpatterns
 from .versions import VersionDetailsView, VersionsView
 from .views import unknown_ocpi_path
 
@@ -50,6 +53,7 @@ urlpatterns = [
         ChargingPreferencesView.as_view(),
         name="ocpi-session-charging-preferences",
     ),
+    re_path(r"^cpo/2\.2\.1/cdrs/?$", CDRListView.as_view(), name="ocpi-cdrs"),
     re_path(r"^cpo/2\.2\.1/tokens/?$", TokenBaseView.as_view(), name="ocpi-tokens"),
     re_path(
         rf"^cpo/2\.2\.1/tokens/(?P<country_code>{ID})/(?P<party_id>{ID})/(?P<uid>{ID})/?$",
@@ -66,5 +70,7 @@ urlpatterns = [
         ChargingProfileView.as_view(),
         name="ocpi-chargingprofile",
     ),
+    *v211_urlpatterns,  # OCPI 2.1.1 (ocpi/urls_v211.py)
+    re_path(r"^openapi\.json$", openapi_view, name="ocpi-openapi"),
     re_path(r"^.*$", unknown_ocpi_path),
 ]

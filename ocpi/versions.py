@@ -12,6 +12,7 @@ from django.conf import settings
 
 from .envelope import ocpi_response
 from .exceptions import UnsupportedVersion
+from .versioning import WholeSecondsResponses
 from .views import OCPIView
 
 
@@ -30,9 +31,18 @@ ENDPOINTS: tuple[AdvertisedEndpoint, ...] = (
     AdvertisedEndpoint("2.2.1", "locations", "SENDER", "cpo/2.2.1/locations"),
     AdvertisedEndpoint("2.2.1", "tariffs", "SENDER", "cpo/2.2.1/tariffs"),
     AdvertisedEndpoint("2.2.1", "sessions", "SENDER", "cpo/2.2.1/sessions"),
+    AdvertisedEndpoint("2.2.1", "cdrs", "SENDER", "cpo/2.2.1/cdrs"),
     AdvertisedEndpoint("2.2.1", "commands", "RECEIVER", "cpo/2.2.1/commands"),
     AdvertisedEndpoint("2.2.1", "chargingprofiles", "RECEIVER", "cpo/2.2.1/chargingprofiles"),
     AdvertisedEndpoint("2.2.1", "tokens", "RECEIVER", "cpo/2.2.1/tokens"),
+    # OCPI 2.1.1 (PROTOCOL.md §8): no roles in its details, no chargingprofiles/hubclientinfo.
+    AdvertisedEndpoint("2.1.1", "credentials", "SENDER", "2.1.1/credentials"),
+    AdvertisedEndpoint("2.1.1", "locations", "SENDER", "cpo/2.1.1/locations"),
+    AdvertisedEndpoint("2.1.1", "tariffs", "SENDER", "cpo/2.1.1/tariffs"),
+    AdvertisedEndpoint("2.1.1", "sessions", "SENDER", "cpo/2.1.1/sessions"),
+    AdvertisedEndpoint("2.1.1", "cdrs", "SENDER", "cpo/2.1.1/cdrs"),
+    AdvertisedEndpoint("2.1.1", "tokens", "RECEIVER", "cpo/2.1.1/tokens"),
+    AdvertisedEndpoint("2.1.1", "commands", "RECEIVER", "cpo/2.1.1/commands"),
 )
 
 
@@ -79,8 +89,9 @@ def version_details(version: str) -> dict:
     return {"version": version, "endpoints": endpoints}
 
 
-class VersionsView(OCPIView):
-    """GET /ocpi/versions: the versions we implement and their details URLs."""
+class VersionsView(WholeSecondsResponses, OCPIView):
+    """GET /ocpi/versions: the versions we implement and their details URLs. Partners of every
+    version read it, so its timestamp has no fractional seconds (2.1.1 DateTimes have none)."""
 
     allow_token_a = True
 

@@ -1,6 +1,8 @@
 """Base views of the OCPI layer: envelope out, auth in, errors mapped in one place."""
 
 from django.conf import settings
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions
 from rest_framework.views import APIView
 
 from .envelope import ocpi_response
@@ -19,6 +21,16 @@ class OCPIView(APIView):
     @property
     def partner(self):
         return self.request.auth
+
+    def initial(self, request, *args, **kwargs):
+        try:
+            super().initial(request, *args, **kwargs)
+        except (exceptions.NotAuthenticated, exceptions.AuthenticationFailed):
+            # DRF throttles only callers that passed authentication and permissions; a caller
+            # without a valid token is counted too (by client IP, ocpi.throttling), so a flood
+            # of bad tokens meets HTTP 429 like any other.
+            self.check_throttles(request)
+            raise
 
 
 class OCPIListView(OCPIView):
@@ -43,6 +55,7 @@ class OCPIListView(OCPIView):
         return ocpi_response(self.serialize_page(page.items), headers=page.headers)
 
 
+@csrf_exempt  # OCPI callers have no CSRF cookie: a POST here is a 404 envelope, not a 403 page
 def unknown_ocpi_path(request, *args, **kwargs):
     """Any /ocpi/ path no endpoint serves: a 404 in the envelope, whatever DEBUG says."""
     return envelope_response(2000, 404, f"No OCPI endpoint at {request.path}")

@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from ocpi import tokens
+from ocpi import tokens, traffic
 from ocpi.models import Partner, PartnerRole
 
 
@@ -14,6 +14,17 @@ def _ocpi_settings(settings):
     settings.OCPI_PARTY_ID = "CPO"
     settings.OCPI_EXTRA_ROLES = ""
     settings.OCPI_MAX_PAGE_SIZE = 100
+    # The rate limit's counters live in a cache shared by every test of the run (tests of the
+    # limit itself set their own rate: tests/ocpi/test_rate_limit.py).
+    settings.OCPI_RATE_LIMIT = ""
+
+
+@pytest.fixture(autouse=True)
+def _traffic_log_rows_stay_in_their_test():
+    """Traffic log rows collected inside a test's transaction are written only if the test runs
+    its on_commit callbacks; whatever is left must not leak into the next test (ocpi.traffic)."""
+    yield
+    traffic.discard_pending()
 
 
 @pytest.fixture

@@ -478,7 +478,8 @@ def test_cheap_charging_is_accepted_and_handed_to_the_charger_as_a_limit(partner
     assert running.charging_preferences["energy_need"] == "20"
     command = SimulatedCommand.objects.get(kind="SET_LIMIT")
     assert command.params["transaction_ref"] == "SIM-1-1"
-    assert Decimal(command.params["limit_w"]) == Decimal("6250.0")
+    # (the clock moves on between the test's "in 4 hours" and the service's: allow a watt)
+    assert abs(Decimal(command.params["limit_w"]) - Decimal("6250.0")) <= Decimal(1)
     assert command.params["valid_until"] is not None
 
 

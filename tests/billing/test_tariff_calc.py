@@ -196,6 +196,18 @@ def test_energy_step_size_rounds_the_total_up_and_money_half_up():
     assert result.total_energy == D("20.45")  # measured, not rounded
 
 
+@pytest.mark.parametrize("hours", ["0.1667", "0.166667", "0.16666667"])
+def test_time_given_to_a_few_decimals_does_not_gain_a_step_from_its_last_digit(hours):
+    # given 6.00/h charging time billed per 10 minutes
+    t = tariff(element(charging_time("6.00", step=600)))
+
+    # when 10 minutes are reported in hours rounded to 4, 6 or 8 decimals (600.12 s, 600.0012 s)
+    result = price_session(t, [(utc("2025-01-13 10:00"), {"TIME": D(hours)})])
+
+    # then one 600 s block is billed, not two
+    assert result.total_time_cost == price("1.00")
+
+
 def test_step_size_rounds_the_session_total_not_each_period():
     # given 1.00/kWh billed per kWh
     t = tariff(element(energy("1.00", None, 1000)))

@@ -32,6 +32,7 @@ OUR_DETAILS = {
             ("locations", "SENDER", "cpo/2.2.1/locations"),
             ("tariffs", "SENDER", "cpo/2.2.1/tariffs"),
             ("sessions", "SENDER", "cpo/2.2.1/sessions"),
+            ("cdrs", "SENDER", "cpo/2.2.1/cdrs"),
             ("commands", "RECEIVER", "cpo/2.2.1/commands"),
             ("chargingprofiles", "RECEIVER", "cpo/2.2.1/chargingprofiles"),
             ("tokens", "RECEIVER", "cpo/2.2.1/tokens"),
@@ -119,7 +120,10 @@ def test_versions_answer_token_a_in_either_form(pending, base64_encoded):
     # then
     assert response.status_code == 200
     body = response.json()
-    assert body["data"] == [{"version": "2.2.1", "url": "http://testserver/ocpi/2.2.1"}]
+    assert body["data"] == [
+        {"version": "2.2.1", "url": "http://testserver/ocpi/2.2.1"},
+        {"version": "2.1.1", "url": "http://testserver/ocpi/2.1.1"},
+    ]
     assert body["status_code"] == 1000
     assert body["timestamp"].endswith("Z")
     validate_response(body, "versions/interface", "/versions", "get", 200)

@@ -106,7 +106,7 @@ def test_register_and_rotate_with_a_partner(live_server, settings, emsp):
     # when
     output = run(
         "register", "--name", "Test eMSP", "--versions-url", emsp.versions_url,
-        "--token", emsp.token_a,
+        f"--token={emsp.token_a}",
     )  # fmt: skip
 
     # then
@@ -127,12 +127,12 @@ def test_register_and_rotate_with_a_partner(live_server, settings, emsp):
 
 def test_register_reports_the_partners_failure(transactional_db, emsp):
     # given
-    emsp.versions_offered = ["2.1.1"]
+    emsp.versions_offered = ["2.0"]
 
     # when / then
     with pytest.raises(CommandError, match="No mutual version"):
         run(
             "register", "--name", "Test eMSP", "--versions-url", emsp.versions_url,
-            "--token", emsp.token_a,
+            f"--token={emsp.token_a}",
         )  # fmt: skip
     assert not Partner.objects.exists()

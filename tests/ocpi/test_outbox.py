@@ -121,7 +121,7 @@ def test_a_committed_change_queues_one_delivery_per_partner(
 
 def test_partners_on_a_version_without_push_bodies_get_no_rows(make_partner):
     # given
-    make_partner("Old", endpoints=ENDPOINTS, version="2.1.1")
+    make_partner("Old", endpoints=ENDPOINTS, version="2.0")
 
     # when
     LocationFactory()

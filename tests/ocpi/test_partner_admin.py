@@ -246,7 +246,7 @@ def test_register_with_partner_page_and_rotate_action(admin_client, live_server,
 
 def test_register_page_shows_the_partners_error(admin_client, transactional_db, emsp):
     # given
-    emsp.versions_offered = ["2.1.1"]
+    emsp.versions_offered = ["2.0"]
 
     # when
     response = admin_client.post(

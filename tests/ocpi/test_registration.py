@@ -176,7 +176,7 @@ def test_our_rotation_failing_keeps_the_current_tokens(transactional_db, make_pa
 
 def test_registering_without_a_mutual_version_creates_nothing(transactional_db, emsp):
     # given
-    emsp.versions_offered = ["2.1.1"]
+    emsp.versions_offered = ["2.0"]
 
     # when
     with pytest.raises(UnsupportedVersion):

@@ -56,7 +56,7 @@ def network(db):
         "/ocpi/",
         "/ocpi/nothing-here",
         "/ocpi/cpo/2.2.1/unknown-module",
-        "/ocpi/cpo/2.1.1/locations",  # a version we do not serve
+        "/ocpi/cpo/2.0/locations",  # a version we do not serve
         f"{LOCATIONS}/L1/E1/1/too-deep",
         "/ocpi/cpo/2.2.1/tariffs/NL/CPO/T1",
     ],

@@ -23,6 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--party-id", default="EMS")
         parser.add_argument("--name", default="Sandbox eMSP")
         parser.add_argument(
+            "--ocpi-version",
+            choices=("2.2.1", "2.1.1"),
+            default="2.2.1",
+            help="the OCPI version the sandbox eMSP speaks (default 2.2.1)",
+        )
+        parser.add_argument(
             "--register-with", metavar="VERSIONS_URL", help="the CPO's versions URL"
         )
         parser.add_argument("--token", metavar="TOKEN_A", help="the token A the CPO issued")
@@ -37,8 +43,11 @@ class Command(BaseCommand):
             name=options["name"],
             port=options["port"],
             on_request=self._print_request,
+            version=options["ocpi_version"],
         )
-        self.stdout.write(f"Sandbox eMSP {options['name']} listening on {server.base_url}")
+        self.stdout.write(
+            f"Sandbox eMSP {options['name']} (OCPI {server.version}) listening on {server.base_url}"
+        )
         self.stdout.write(f"  versions URL: {server.versions_url}")
         self.stdout.write(f"  token A:      {server.token_a}")
         try:
