@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from billing.models import Session, Token
+from billing.models_cdrs import CDR
 from ocpi.models import CommandRequest, Partner
 from ocpi.services import partner_create
 from stations.models_simulator import SimulatedCharger
@@ -187,6 +188,17 @@ def test_an_emsp_registers_starts_watches_and_stops_a_remote_charge(live_server,
         ("START_SESSION", "ACCEPTED"),
         ("STOP_SESSION", "ACCEPTED"),
     }
+    # then: exactly one CDR is POSTed, priced as the stored CDR (the tariff maths) says
+    emsp.wait_for(lambda s: s.received("POST", "/ocpi/emsp/2.2.1/cdrs"), timeout=30)
+    cdr = CDR.objects.get(session=session)
+    posted = emsp.received("POST", "/ocpi/emsp/2.2.1/cdrs")
+    assert len(posted) == 1
+    assert posted[0].body["id"] == cdr.ocpi_id
+    assert Decimal(str(posted[0].body["total_energy"])) == session.kwh
+    assert Decimal(str(posted[0].body["total_cost"]["excl_vat"])) == cdr.total_cost_excl_vat
+    cdr.refresh_from_db()
+    emsp.wait_for(lambda s: CDR.objects.get(pk=cdr.pk).partner_location_url, timeout=10)
+
     # and the partner sees its session in the Sessions sender too
     listed = call(emsp, "GET", f"{emsp.cpo_endpoint('sessions')}?date_from=2000-01-01T00:00:00Z")
     assert [s["id"] for s in listed.json()["data"]] == [session.ocpi_id]
