@@ -165,7 +165,21 @@ class Location(TracksChanges):
                 name="location_unique_ci_id",
             ),  # fmt: skip
         ]
-        indexes = [models.Index(fields=["created", "id"], name="location_page_idx")]
+        indexes = [
+            models.Index(fields=["created", "id"], name="location_page_idx"),
+            # The Locations list (stations.selectors.location_list): the rows shared with
+            # partners, per owning party, in page order, so a page's ids come from an
+            # index-only scan even at a deep offset (and the total from the same index).
+            models.Index(
+                Lower("country_code"),
+                Lower("party_id"),
+                "created",
+                "id",
+                include=["country_code", "party_id", "publish"],
+                condition=models.Q(publish=True) | ~models.Q(publish_allowed_to=[]),
+                name="location_shared_page_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.ocpi_id} {self.name}".strip()
