@@ -8,18 +8,15 @@
    of the three tables (index-only scans need the visibility map; autovacuum keeps it in
    production, a benchmark right after a bulk load cannot wait for it).
 2. SQL per page, counted in this process with Django's CaptureQueriesContext through the whole
-   request (authentication, the page, the traffic log) at offset 0, the middle and the last
-   page; the first one also rebuilds the list's index (positions and total).
+   request (authentication, the page, the traffic log) at offsets 0, the middle and the last
+   page, the first one with the total to count.
 3. Two servers on free 127.0.0.1 ports under the same gunicorn settings (2 gthread workers, 4
    threads each): the product (cpo_platform.wsgi, DEBUG=false, PostgreSQL, Redis as the cache,
    the traffic log on as in production, the rate limit off: its default of 600 requests a minute
    per partner would answer 429 to a benchmark) and the baseline (bench/baseline_app.py: the same
    page with plain SQL in 3 queries and orjson). One page is fetched from both and compared.
 4. Each is warmed up, then loaded for --seconds with random pages of 100 over the whole list
-   (wrk when installed, else Python threads), in rounds taking turns: pages/s, p50 and p99
-   latency, and the CPU each page cost the server's workers and PostgreSQL (/proc: unlike
-   pages/s, barely moved by whatever else the machine runs). Then, for the latency of a page
-   without a queue in front of it, a few seconds of one connection, as one partner syncs.
+   (wrk when installed, else Python threads): pages/s, p50 and p99 latency.
 Targets (issue 6): the product at least 60% of the baseline's pages/s, p99 under 100 ms, at most
 4 SQL queries per page whatever the offset.
 """
@@ -35,8 +32,6 @@ from . import common, loadgen
 PATH = "/ocpi/cpo/2.2.1/locations"
 PREFIX = "BENCH-"
 WARM_UP = 5.0  # seconds of load before measuring: workers import, connect, build the index
-ROUNDS = 4  # the measured time is split into rounds, product and baseline taking turns
-SINGLE = 5.0  # seconds of one partner's sequential sync per server, for latency without a queue
 
 
 def ensure_locations(count: int) -> int:
@@ -133,7 +128,7 @@ def run(
         "product": ("cpo_platform.wsgi:application", product_port),
         "baseline": ("bench.baseline_app:application", baseline_port),
     }
-    servers, results, cpu, single = {}, {}, {}, {}
+    servers, results, cpu = {}, {}, {}
     try:
         for name, (app, port) in apps.items():
             servers[name] = common.gunicorn(
@@ -143,45 +138,21 @@ def run(
         same = _same_page(urls["product"], urls["baseline"], token, (pages // 3) * 100)
         print(f"  product and baseline pages identical: {same}")
         auth = {"product": common.authorization_header(token), "baseline": ""}
-        load = {
-            name: {"pages": pages, "connections": connections, "authorization": auth[name]}
-            for name in urls
-        }
         for name, url in urls.items():
-            loadgen.run(url, tool=tool, seconds=WARM_UP, **load[name])
-        # Rounds, the servers taking turns (A B, B A, ...): a change in what else runs on the
-        # machine weighs on both alike.
-        rounds: dict[str, list] = {name: [] for name in urls}
-        used = {name: [0.0, 0.0] for name in urls}
-        for number in range(ROUNDS):
-            for name in list(urls) if number % 2 == 0 else list(urls)[::-1]:
-                meter = common.CPUMeter(servers[name].pid)
-                meter.start()
-                rounds[name].append(
-                    loadgen.run(urls[name], tool=tool, seconds=seconds / ROUNDS, **load[name])
-                )
-                worker_cpu, database_cpu = meter.stop()
-                used[name][0] += worker_cpu
-                used[name][1] += database_cpu
-        for name in urls:
-            result = results[name] = loadgen.merge(rounds[name])
+            load = {"pages": pages, "connections": connections, "authorization": auth[name]}
+            loadgen.run(url, tool=tool, seconds=WARM_UP, **load)
+            meter = common.CPUMeter(servers[name].pid)
+            meter.start()
+            result = loadgen.run(url, tool=tool, seconds=seconds, **load)
+            worker_cpu, database_cpu = meter.stop()
             done = max(1, result.requests)
-            cpu[name] = (used[name][0] / done * 1000, used[name][1] / done * 1000)
+            cpu[name] = (worker_cpu / done * 1000, database_cpu / done * 1000)
+            results[name] = result
             print(
                 f"  {name:8}: {result.pages_per_second:7.1f} pages/s, p50 {result.p50_ms:6.1f} ms,"
                 f" p99 {result.p99_ms:6.1f} ms, {result.requests} requests, {result.errors} errors"
                 f" ({result.tool}); CPU per page: workers {cpu[name][0]:.1f} ms,"
                 f" PostgreSQL {cpu[name][1]:.1f} ms",
-                flush=True,
-            )
-        # One partner's full sync: one connection, page after page, no queue in front of it.
-        for name, url in urls.items():
-            single[name] = loadgen.run(
-                url, tool=tool, seconds=SINGLE, **{**load[name], "connections": 1}
-            )
-            print(
-                f"  {name:8}, 1 connection: {single[name].pages_per_second:6.1f} pages/s, p50"
-                f" {single[name].p50_ms:6.1f} ms, p99 {single[name].p99_ms:6.1f} ms",
                 flush=True,
             )
     finally:
@@ -210,16 +181,6 @@ def run(
             "locations: baseline p50 / p99", f"{baseline.p50_ms:.1f} / {baseline.p99_ms:.1f}", "ms"
         ),
         figure(
-            "locations, 1 connection: product p50 / p99",
-            f"{single['product'].p50_ms:.1f} / {single['product'].p99_ms:.1f}",
-            "ms",
-        ),
-        figure(
-            "locations, 1 connection: baseline p50 / p99",
-            f"{single['baseline'].p50_ms:.1f} / {single['baseline'].p99_ms:.1f}",
-            "ms",
-        ),
-        figure(
             "locations: SQL SELECTs per page (offset 0 / mid / last)",
             per_offset,
             "",
@@ -238,9 +199,8 @@ def run(
         ),
     ]
     notes = [
-        f"{total:,} Locations, random pages of 100, {seconds:g} s per server in {ROUNDS} rounds "
-        f"taking turns, after {WARM_UP:g} s of warm-up; {product.tool}; both under gunicorn, "
-        "2 gthread workers × 4 threads.",
+        f"{total:,} Locations, random pages of 100, {seconds:g} s per server after {WARM_UP:g} s "
+        f"of warm-up, {product.tool}; both under gunicorn, 2 gthread workers × 4 threads.",
         f"Errors: product {product.errors}, baseline {baseline.errors}; one page compared "
         f"between the two: {'identical' if same else 'DIFFERENT'}.",
         f"Per page also {inserts} INSERT: the traffic log's row, written after the response. "

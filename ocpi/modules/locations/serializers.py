@@ -145,9 +145,6 @@ def _json_columns(model, columns: tuple[str, ...]) -> tuple[int, ...]:
 _LOCATION_JSON = _json_columns(Location, LOCATION_COLUMNS)
 _EVSE_JSON = _json_columns(EVSE, EVSE_COLUMNS)
 _CONNECTOR_JSON = _json_columns(Connector, CONNECTOR_COLUMNS)
-_LOCATION_UPDATED = LOCATION_COLUMNS.index("last_updated")
-_EVSE_UPDATED = EVSE_COLUMNS.index("last_updated")
-_CONNECTOR_UPDATED = CONNECTOR_COLUMNS.index("last_updated")
 _EVSERow = namedtuple("EVSERow", (*EVSE_COLUMNS, "connectors"))
 _ConnectorRow = namedtuple("ConnectorRow", CONNECTOR_COLUMNS)
 
@@ -157,19 +154,15 @@ def _location_row(annotations: tuple[str, ...]) -> type:
     return namedtuple("LocationRow", (*LOCATION_COLUMNS, *annotations, "evses"))
 
 
-def _prepared(raw: tuple, json_at: tuple[int, ...], updated_at: int) -> list:
-    """A row's values as the functions above take them: JSON texts None when empty (left out,
-    as a decoded [] or {} would be), else embedded in the output undecoded; `last_updated`
-    as text (PostgreSQL) without the milliseconds when they are 0, as ocpi.datetimes writes
-    it, or as the datetime it is (elsewhere), which ocpi.jsonutil writes the same."""
+def _prepared(raw: tuple, json_at: tuple[int, ...]) -> list:
+    """A row's values with its JSON texts as the functions above take them: None when empty
+    (left out, as a decoded [] or {} would be), else embedded in the output undecoded. A
+    `last_updated` that is not text yet stays a datetime: ocpi.jsonutil writes it the same."""
     values = list(raw)
     for i in json_at:
         text = values[i]
         if text is not None:
             values[i] = None if text in _EMPTY_JSON else orjson.Fragment(text)
-    updated = values[updated_at]
-    if isinstance(updated, str) and updated.endswith(".000Z"):
-        values[updated_at] = updated[:-5] + "Z"
     return values
 
 
@@ -182,7 +175,7 @@ def locations_from_rows(
     location_row = _location_row(tuple(annotations))
     locations, evses_of = [], {}
     for raw in location_rows:
-        values = _prepared(raw, _LOCATION_JSON, _LOCATION_UPDATED)
+        values = _prepared(raw, _LOCATION_JSON)
         location = location_row._make((*values, _Loaded()))
         locations.append(location)
         evses_of[location.id] = location.evses
@@ -190,9 +183,9 @@ def locations_from_rows(
     evse = None
     for raw in children_rows:
         if evse is None or raw[0] != evse.id:
-            values = _prepared(raw[:split], _EVSE_JSON, _EVSE_UPDATED)
+            values = _prepared(raw[:split], _EVSE_JSON)
             evse = _EVSERow._make((*values, _Loaded()))
             evses_of[evse.location_id].append(evse)
-        values = _prepared(raw[split:], _CONNECTOR_JSON, _CONNECTOR_UPDATED)
+        values = _prepared(raw[split:], _CONNECTOR_JSON)
         evse.connectors.append(_ConnectorRow._make(values))
     return locations
