@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from django.db.models import Case, Count, DecimalField, F, Prefetch, Q, QuerySet, Sum, When
 from django.db.models.functions import Abs, TruncMonth
 
+from .choices import SessionStatus
 from .models import ChargingPeriod, Session
 from .models_cdrs import CDR
 
@@ -31,6 +32,15 @@ def session_list(*, partner: Partner) -> QuerySet[Session]:
 
 
 # --- finance exports (billing/export.py) ------------------------------------------------------
+
+
+def connector_in_use_by_other(*, connector_pk: int, partner: Partner) -> bool:
+    """Whether a session of someone other than `partner` (another eMSP, or a local one) is
+    live (PENDING or ACTIVE) on the connector."""
+    live = Session.objects.filter(
+        connector_id=connector_pk, status__in=(SessionStatus.PENDING, SessionStatus.ACTIVE)
+    )
+    return live.exclude(partner=partner).exists()
 
 
 def utc_bound(value: date | datetime) -> datetime:

@@ -41,7 +41,9 @@ Decisions where the spec leaves room:
   did not ask to cancel it), the eMSP gets CANCELED_RESERVATION at the RESERVE_NOW's
   response_url (spec 13.1, "Reservation canceled by the CPO").
 - UNLOCK_CONNECTOR: location, EVSE and connector must exist; the EVSE must be UNLOCK_CAPABLE
-  (else NOT_SUPPORTED).
+  (else NOT_SUPPORTED). A connector with a live (PENDING or ACTIVE) session of anyone but the
+  caller is REJECTED: one eMSP must not unplug another's driver; a free connector, or one with
+  the caller's own session (a stuck cable, a customer-service call), is unlocked.
 - The gateway returning False (the charger cannot even be asked, e.g. offline) makes the
   answer REJECTED, and undoes what the command prepared (savepoint).
 """
@@ -64,6 +66,7 @@ from django.utils import timezone
 from billing import exceptions as billing_errors
 from billing.models import Reservation, Token
 from billing.models_sessions import PendingStart
+from billing.selectors import connector_in_use_by_other
 from billing.sessions import pending_start_register, session_stop_request
 from billing.signals import session_changed
 from billing.tokens import TokenNotOwned, token_owner_check
@@ -524,6 +527,10 @@ def _unlock_connector(command: CommandRequest, *, data: dict) -> None:
         command.partner, data["location_id"], data["evse_uid"], data["connector_id"]
     )
     _usable(evse, "UNLOCK_CAPABLE", missing=CommandResponseType.NOT_SUPPORTED)
+    if connector_in_use_by_other(connector_pk=connector.pk, partner=command.partner):
+        raise Refused(
+            CommandResponseType.REJECTED, "The connector is in use by another provider's session"
+        )
     ask_charger(
         charger_gateway.gateway().unlock_connector(
             request_ref=command.request_ref, connector_pk=connector.pk

@@ -661,6 +661,38 @@ def test_unlock_connector_of_an_unknown_connector_is_2003(client_a, network, cha
     assert charger.calls == []
 
 
+def test_unlock_connector_under_another_partners_live_session_is_rejected(
+    client_a, partner_b, network, charger
+):
+    # given: B's driver is charging at EVSE1
+    make_session(partner_b[0], EVSE.objects.get(uid="EVSE1"), ocpi_id="S-B")
+
+    # when: A asks to unlock that connector
+    response = post(client_a, "UNLOCK_CONNECTOR", unlock_body())
+
+    # then: refused; the charger is never asked
+    body = assert_answer(response, "REJECTED")
+    assert "another provider" in body["data"]["message"][0]["text"]
+    assert charger.calls == []
+    assert CommandRequest.objects.get().state == "REJECTED"
+
+
+@pytest.mark.parametrize(("owner", "status"), [("A", "ACTIVE"), ("B", "COMPLETED")])
+def test_unlock_connector_with_an_own_or_ended_session_asks_the_charger(
+    client_a, partner_a, partner_b, network, charger, owner, status
+):
+    # given: A's own live session, or B's session that has ended (a stuck cable)
+    partner = (partner_a if owner == "A" else partner_b)[0]
+    make_session(partner, EVSE.objects.get(uid="EVSE1"), ocpi_id="S1", status=status)
+
+    # when
+    response = post(client_a, "UNLOCK_CONNECTOR", unlock_body())
+
+    # then
+    assert_answer(response, "ACCEPTED")
+    assert charger.only_call()[0] == "unlock_connector"
+
+
 def test_unlock_connector_needs_all_three_ids(client_a, network, charger):
     # when
     response = post(client_a, "UNLOCK_CONNECTOR", unlock_body(evse_uid=None))
