@@ -62,6 +62,9 @@ class TracksChanges(models.Model):
         if hasattr(self, "last_updated"):
             self.last_updated = now
         with transaction.atomic():
+            # Parents first: every writer locks Location, then EVSE, then Connector rows, so two
+            # transactions saving children of one location wait for each other, never deadlock.
+            self.bump_parents(now=now)
             super().save(*args, **kwargs)
             self.on_changed(now=now, created=created, changed_fields=changed)
         self._remember()
@@ -90,8 +93,11 @@ class TracksChanges(models.Model):
     def _remember(self) -> None:
         self._loaded = {f.attname: getattr(self, f.attname) for f in self._meta.concrete_fields}
 
+    def bump_parents(self, *, now) -> None:
+        """Set the parents' last_updated to `now`, outermost first (inside the transaction)."""
+
     def on_changed(self, *, now, created: bool, changed_fields: set[str]) -> None:
-        """Bump the parents' last_updated and announce the change (inside the transaction)."""
+        """Announce the change (inside the transaction, after the row and its parents)."""
 
 
 class Location(TracksChanges):
@@ -241,8 +247,10 @@ class EVSE(TracksChanges):
     def __str__(self) -> str:
         return self.evse_id or self.uid
 
-    def on_changed(self, *, now, created: bool, changed_fields: set[str]) -> None:
+    def bump_parents(self, *, now) -> None:
         Location.objects.filter(pk=self.location_id).update(last_updated=now)
+
+    def on_changed(self, *, now, created: bool, changed_fields: set[str]) -> None:
         signals.evse_changed.send(
             sender=EVSE, evse=self, created=created, changed_fields=changed_fields
         )
@@ -292,9 +300,11 @@ class Connector(TracksChanges):
     def __str__(self) -> str:
         return f"{self.evse} #{self.ocpi_id}"
 
-    def on_changed(self, *, now, created: bool, changed_fields: set[str]) -> None:
-        EVSE.objects.filter(pk=self.evse_id).update(last_updated=now)
+    def bump_parents(self, *, now) -> None:
         Location.objects.filter(evses__pk=self.evse_id).update(last_updated=now)
+        EVSE.objects.filter(pk=self.evse_id).update(last_updated=now)
+
+    def on_changed(self, *, now, created: bool, changed_fields: set[str]) -> None:
         signals.connector_changed.send(
             sender=Connector, connector=self, created=created, changed_fields=changed_fields
         )
