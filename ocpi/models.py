@@ -1,6 +1,9 @@
 """Partners (eMSPs we roam with) and the push outbox."""
 
+from collections.abc import Iterable
+
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -112,14 +115,35 @@ class Partner(models.Model):
         return self.status == self.Status.REGISTERED
 
 
+class PartnerRoleQuerySet(models.QuerySet):
+    def of_parties(self, parties: Iterable[tuple[str, str]]) -> "PartnerRoleQuerySet":
+        """Rows of these (country_code, party_id) pairs, whatever their role, compared
+        case-insensitively (CiString, PROTOCOL.md §1.9) as the unique constraint below and every
+        ownership check (billing.tokens.token_owner_check, commands) compare them."""
+        condition = Q(pk__in=[])
+        for country_code, party_id in parties:
+            condition |= Q(
+                country_code__lower=country_code.lower(), party_id__lower=party_id.lower()
+            )
+        return self.filter(condition)
+
+
 class PartnerRole(models.Model):
-    """A party behind a partner's connection (CredentialsRole): what it may own and see."""
+    """A party behind a partner's connection (CredentialsRole): what it may own and see.
+
+    A party (country_code + party_id) belongs to one partner that is not unregistered; the
+    credentials services keep that (ocpi.services._store_roles), not the database: one partner
+    may list a party under several roles (§3.1), which no unique constraint across partners can
+    allow, and an unregistered partner keeps its rows until another partner takes the party.
+    """
 
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="roles")
     role = models.CharField(max_length=5, default="EMSP")
     country_code = models.CharField(max_length=2)
     party_id = models.CharField(max_length=3)
     business_details = models.JSONField(default=dict, blank=True)
+
+    objects = PartnerRoleQuerySet.as_manager()
 
     class Meta:
         ordering = ("partner_id", "id")

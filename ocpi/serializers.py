@@ -7,30 +7,9 @@ optional fields may be absent or null.
 
 from rest_framework import serializers
 
+from .fields import country_code_field, party_id_field, token_field, without_nulls
+
 ROLES = ("CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP")
-
-# Printable non-whitespace ASCII, U+0021..U+007E (the Credentials `token` rule).
-TOKEN_PATTERN = r"\A[\x21-\x7e]{1,64}\Z"
-
-
-def token_field() -> serializers.RegexField:
-    return serializers.RegexField(
-        TOKEN_PATTERN,
-        trim_whitespace=False,
-        error_messages={"invalid": "Must be 1 to 64 printable non-whitespace ASCII characters."},
-    )
-
-
-def party_id_field() -> serializers.RegexField:
-    return serializers.RegexField(
-        r"\A[A-Za-z0-9]{3}\Z", error_messages={"invalid": "Must be 3 letters or digits."}
-    )
-
-
-def country_code_field() -> serializers.RegexField:
-    return serializers.RegexField(
-        r"\A[A-Za-z]{2}\Z", error_messages={"invalid": "Must be 2 letters (ISO 3166-1 alpha-2)."}
-    )
 
 
 class ImageSerializer(serializers.Serializer):
@@ -82,14 +61,6 @@ class CredentialsV211Serializer(serializers.Serializer):
     country_code = country_code_field()
 
 
-def _without_nulls(value):
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
-
 def parse_credentials(data, *, version: str) -> dict:
     """A validated Credentials object as {token, url, roles: [CredentialsRole dicts]}.
 
@@ -98,7 +69,7 @@ def parse_credentials(data, *, version: str) -> dict:
     if version == "2.1.1":
         serializer = CredentialsV211Serializer(data=data)
         serializer.is_valid(raise_exception=True)
-        flat = _without_nulls(dict(serializer.validated_data))
+        flat = without_nulls(dict(serializer.validated_data))
         role = {
             "role": "EMSP",
             "business_details": flat["business_details"],
@@ -108,7 +79,7 @@ def parse_credentials(data, *, version: str) -> dict:
         return {"token": flat["token"], "url": flat["url"], "roles": [role]}
     serializer = CredentialsSerializer(data=data)
     serializer.is_valid(raise_exception=True)
-    return _without_nulls(dict(serializer.validated_data))
+    return without_nulls(dict(serializer.validated_data))
 
 
 def credentials_to_ocpi(*, token: str, url: str, roles: list[dict], version: str) -> dict:

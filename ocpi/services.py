@@ -10,7 +10,8 @@ are, and the admin and the management command show their message:
 - UnableToUseClientAPI (3001): the partner's versions/details/credentials could not be used;
 - UnsupportedVersion (3002): no mutual version;
 - NoMatchingEndpoints (3003): the partner's details lack what we need;
-- MethodNotAllowedInState (405): the partner's status does not allow the step.
+- MethodNotAllowedInState (405): the partner's status does not allow the step;
+- PartyHeldByAnotherPartner (2001): the partner lists a party another partner holds.
 A failed step changes nothing that was there before it (a partner we created only for a failed
 registration of ours is removed again).
 """
@@ -18,7 +19,7 @@ registration of ours is removed again).
 import logging
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
@@ -45,6 +46,25 @@ logger = logging.getLogger(__name__)
 REQUIRED_PARTNER_ENDPOINTS: tuple[tuple[str, str], ...] = ()
 
 INTERFACE_ROLES = ("SENDER", "RECEIVER")
+
+#: Key of the PostgreSQL advisory lock that serializes party claims (see _party_claims_lock).
+PARTY_CLAIMS_LOCK = 0x4F43_5049_5041_5254  # "OCPIPART"
+
+
+class PartyHeldByAnotherPartner(InvalidParameters):
+    """A partner's credentials list a party (country_code + party_id) that another partner, one
+    not unregistered, holds.
+
+    2001 with HTTP 400: the roles the caller sent are a parameter we cannot accept, like a role
+    listed twice (which parse_credentials answers 2001/400 too, and the spec's OpenAPI gives
+    credentials POST/PUT a 400 OCPIErrorResponse). It is not 3001-3003: those say that calling
+    the client's API failed, and we refuse before calling it. The message names the party but
+    not the partner holding it: the caller may be the one trying to take it.
+    """
+
+    def __init__(self, message: str, *, holders: list[tuple[str, str]]):
+        super().__init__(message)
+        self.holders = holders  # (party, holding partner's name), for staff
 
 
 @dataclass(frozen=True)
@@ -204,8 +224,69 @@ def our_credentials(*, token: str, version: str) -> dict:
     return credentials_to_ocpi(token=token, url=versions_url(), roles=cpo_roles(), version=version)
 
 
+def _party(data: dict) -> str:
+    return f"{data['role']} {data['country_code']}*{data['party_id']}"
+
+
+def _party_claims_check(partner: Partner, roles: list[dict]) -> None:
+    """Raise PartyHeldByAnotherPartner if a listed party is held by another partner that is not
+    unregistered (PENDING and SUSPENDED ones hold theirs).
+
+    A party is country_code + party_id whatever the role, compared case-insensitively: that is
+    what every ownership check compares (billing.tokens.token_owner_check, commands), so a
+    partner listing another's party under another role (say OTHER DE*EMS beside EMSP DE*EMS)
+    would own that partner's tokens' URLs just the same.
+    """
+    held = (
+        PartnerRole.objects.of_parties((r["country_code"], r["party_id"]) for r in roles)
+        .exclude(partner=partner)
+        .exclude(partner__status=Partner.Status.UNREGISTERED)
+        .select_related("partner")
+    )
+    holders = {(r.country_code.upper(), r.party_id.upper()): r.partner.name for r in held}
+    if not holders:
+        return
+    claimed = [
+        (_party(r), holders[key])
+        for r in roles
+        if (key := (r["country_code"].upper(), r["party_id"].upper())) in holders
+    ]
+    parties = ", ".join(party for party, _ in claimed)
+    raise PartyHeldByAnotherPartner(
+        f"{parties}: registered here by another partner; a party (country_code and party_id) "
+        "can be registered by one partner only",
+        holders=claimed,
+    )
+
+
+def _party_claims_lock() -> None:
+    """Serialize party claims until the end of the transaction, so two partners listing the same
+    party at once cannot both pass _party_claims_check (the rule is not a database constraint:
+    see PartnerRole). Claims are rare (registrations and updates), so one lock for all is
+    enough. Without PostgreSQL (the SQLite fallback of bin/test) writers are serialized anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTY_CLAIMS_LOCK])
+
+
 def _store_roles(partner: Partner, roles: list[dict]) -> None:
-    """Make the partner's roles those listed; rows of roles still listed are kept (updated)."""
+    """Make the partner's roles those listed; rows of roles still listed are kept (updated).
+
+    Must run in a transaction. Raises PartyHeldByAnotherPartner, before writing anything, if
+    another partner holds a listed party. A listed party of an unregistered partner is taken
+    over: that partner's rows of it are deleted, so it cannot hold it again when it registers
+    anew (its tokens, sessions and CDRs keep their partner)."""
+    _party_claims_lock()
+    _party_claims_check(partner, roles)
+    lapsed = (
+        PartnerRole.objects.of_parties((r["country_code"], r["party_id"]) for r in roles)
+        .exclude(partner=partner)
+        .filter(partner__status=Partner.Status.UNREGISTERED)
+        .select_related("partner")
+    )
+    for row in lapsed:
+        logger.info("Partner %s takes %s over from unregistered %s", partner, row, row.partner)
+        row.delete()
     existing = {
         (r.role, r.country_code.upper(), r.party_id.upper()): r for r in partner.roles.all()
     }
@@ -289,12 +370,14 @@ def registration_accept(
     """Handle a partner's credentials POST made with token A; returns our Credentials (token C).
 
     Before answering, calls the partner back (versions, then `version`'s details) with the token
-    B it gave us. On success token A stops working; on failure nothing changes.
+    B it gave us. On success token A stops working; on failure nothing changes. A party another
+    partner holds is refused before any callback (PartyHeldByAnotherPartner).
     """
     with transaction.atomic():
         partner = Partner.objects.select_for_update().get(pk=partner.pk)
         if partner.status != Partner.Status.PENDING or not partner.token_a_digest:
             raise MethodNotAllowedInState("Already registered: use PUT to update credentials")
+        _party_claims_check(partner, credentials["roles"])  # before calling the partner back
         api = partner_api_fetch(
             partner=partner,
             token=credentials["token"],
@@ -303,18 +386,29 @@ def registration_accept(
             correlation_id=correlation_id,
         )
         token_c = tokens.new_token()
-        previous_version = partner.version
-        _store_api(partner, api)
-        partner.set_outbound_token(credentials["token"])
-        partner.set_inbound_token(token_c)
-        partner.token_a_digest = partner.next_inbound_token_digest = ""
-        partner.status = Partner.Status.REGISTERED
-        partner.registered_at = timezone.now()
-        partner.save()
-        _store_roles(partner, credentials["roles"])
-        _version_changed(partner, previous_version)
+        _registration_store(partner, api, theirs=credentials, inbound_token=token_c)
     logger.info("Partner %s registered with us (OCPI %s)", partner, api.version)
     return our_credentials(token=token_c, version=api.version)
+
+
+def _registration_store(
+    partner: Partner, api: PartnerAPI, *, theirs: dict, inbound_token: str
+) -> None:
+    """Store a finished registration on the locked `partner` (either direction): its API, its
+    credentials `theirs` (the token we present, its versions URL, its roles) and the token it
+    presents; token A is spent. Raises PartyHeldByAnotherPartner: the caller's transaction
+    must roll back."""
+    previous_version = partner.version
+    _store_api(partner, api)
+    partner.versions_url = theirs["url"]
+    partner.set_outbound_token(theirs["token"])
+    partner.set_inbound_token(inbound_token)
+    partner.token_a_digest = partner.next_inbound_token_digest = ""
+    partner.status = Partner.Status.REGISTERED
+    partner.registered_at = timezone.now()
+    partner.save()
+    _store_roles(partner, theirs["roles"])
+    _version_changed(partner, previous_version)
 
 
 def credentials_update(
@@ -324,12 +418,14 @@ def credentials_update(
 
     Re-fetches the partner's versions and details every time (PROTOCOL.md §10.25) with its new
     token, switches to `version` (the version of the endpoint called). Until this succeeds the
-    partner's current token stays valid.
+    partner's current token stays valid. A party another partner holds is refused before any
+    callback (PartyHeldByAnotherPartner), and nothing changes.
     """
     with transaction.atomic():
         partner = Partner.objects.select_for_update().get(pk=partner.pk)
         if partner.status != Partner.Status.REGISTERED:
             raise MethodNotAllowedInState("Not registered: POST credentials to register")
+        _party_claims_check(partner, credentials["roles"])  # before calling the partner back
         api = partner_api_fetch(
             partner=partner,
             token=credentials["token"],
@@ -358,6 +454,8 @@ def register_with_partner(
     Fetches its versions (highest mutual version) and details, issues token B (valid for our
     versions/details at once, since the partner calls us back during our POST), POSTs our
     credentials with token A and keeps the token C it returns. Must run outside a transaction.
+    If its reply lists a party another partner holds, the registration fails
+    (PartyHeldByAnotherPartner): we DELETE our credentials at the partner and forget its token.
     """
     _require_outside_transaction("Registering with a partner")
     name = name.strip()
@@ -396,21 +494,37 @@ def register_with_partner(
     except (PartnerError, ValidationError) as exc:
         _abandon_registration(partner, created=created, status=previous_status)
         raise UnableToUseClientAPI(f"Registration POST to the partner failed: {exc}") from exc
-    with transaction.atomic():
-        partner = Partner.objects.select_for_update().get(pk=partner.pk)
-        previous_version = partner.version
-        _store_api(partner, api)
-        partner.versions_url = theirs["url"]
-        partner.set_outbound_token(theirs["token"])
-        partner.set_inbound_token(token_b)
-        partner.token_a_digest = partner.next_inbound_token_digest = ""
-        partner.status = Partner.Status.REGISTERED
-        partner.registered_at = timezone.now()
-        partner.save()
-        _store_roles(partner, theirs["roles"])
-        _version_changed(partner, previous_version)
+    try:
+        with transaction.atomic():
+            partner = Partner.objects.select_for_update().get(pk=partner.pk)
+            _registration_store(partner, api, theirs=theirs, inbound_token=token_b)
+    except PartyHeldByAnotherPartner as exc:
+        # The partner's roles come only with its reply, so it has registered us by now: tell it
+        # that this registration is over (DELETE with the token C it gave us, §3.7).
+        _withdraw_registration(
+            partner, credentials_url, token=theirs["token"], correlation_id=correlation_id
+        )
+        _abandon_registration(partner, created=created, status=previous_status)
+        held = "; ".join(f"{party} is held by partner {holder}" for party, holder in exc.holders)
+        raise PartyHeldByAnotherPartner(
+            f"Registration with {name} refused, as its credentials list another partner's party: "
+            f"{held}",
+            holders=exc.holders,
+        ) from exc
     logger.info("Registered with partner %s (OCPI %s)", partner, api.version)
     return partner
+
+
+def _withdraw_registration(
+    partner: Partner, credentials_url: str, *, token: str, correlation_id: str | None
+) -> None:
+    """Best effort: DELETE our credentials at a partner whose registration we refuse."""
+    try:
+        OCPIClient(partner, token=token, correlation_id=correlation_id).request(
+            "DELETE", credentials_url, functional=False
+        )
+    except PartnerError as exc:
+        logger.warning("Partner %s did not acknowledge our withdrawal: %s", partner, exc)
 
 
 def _abandon_registration(partner: Partner, *, created: bool, status: str) -> None:
@@ -425,6 +539,8 @@ def credentials_rotate(*, partner: Partner, correlation_id: str | None = None) -
 
     Our current inbound token stays valid until the PUT succeeded; the new one is valid from
     before the PUT (the partner calls us back with it). Must run outside a transaction.
+    If the partner's reply lists a party another partner holds, the new tokens are kept (both
+    sides use them already) but the roles are not changed, and PartyHeldByAnotherPartner says so.
     """
     _require_outside_transaction("Rotating credentials")
     partner.refresh_from_db()
@@ -447,6 +563,7 @@ def credentials_rotate(*, partner: Partner, correlation_id: str | None = None) -
     except (PartnerError, ValidationError) as exc:
         Partner.objects.filter(pk=partner.pk).update(next_inbound_token_digest="")
         raise UnableToUseClientAPI(f"Credentials PUT to the partner failed: {exc}") from exc
+    refused = None
     with transaction.atomic():
         partner = Partner.objects.select_for_update().get(pk=partner.pk)
         partner.versions_url = theirs["url"]
@@ -454,7 +571,19 @@ def credentials_rotate(*, partner: Partner, correlation_id: str | None = None) -
         partner.set_inbound_token(new_token)
         partner.next_inbound_token_digest = ""
         partner.save()
-        _store_roles(partner, theirs["roles"])
+        # Both sides use the new tokens by now: they are kept whatever the roles say.
+        try:
+            _store_roles(partner, theirs["roles"])
+        except PartyHeldByAnotherPartner as exc:
+            refused = exc
+    if refused is not None:
+        held = "; ".join(f"{party} is held by partner {h}" for party, h in refused.holders)
+        logger.warning("Rotated credentials with %s; its roles were refused: %s", partner, held)
+        raise PartyHeldByAnotherPartner(
+            f"Credentials rotated with {partner}, but its roles were left as they were, as its "
+            f"credentials list another partner's party: {held}",
+            holders=refused.holders,
+        )
     logger.info("Rotated credentials with partner %s", partner)
     return partner
 

@@ -309,13 +309,13 @@ def test_a_partner_unregistering_leaves_the_other_registered(a_owns, partner_a, 
     assert client_for(partner_b[1]).get("/ocpi/versions").status_code == 401
 
 
-def test_claiming_another_partners_party_in_credentials_opens_none_of_its_things(
+def test_claiming_another_partners_party_in_credentials_is_refused_and_opens_nothing(
     a_owns, partner_a, partner_b, charger
 ):
-    """The platform accepts a partner listing a party that another partner holds (a gap: the
-    registration should refuse it); even then, the other partner's things stay closed. Once the
-    gap is closed, this test becomes one asserting the refusal."""
+    """A partner listing a party that another partner holds is refused (2001, nothing changes;
+    tests/ocpi/test_party_claims.py has the cases), and A's things stay closed to it."""
     # given: B updates its credentials listing A's party (DE*EMS) as its own
+    before = world(partner_a[0])
     emsp_b = EMSPServer(country_code="DE", party_id="EMS", name="eMSP B")
     try:
         emsp_b.accepted_tokens.add("token-for-b")
@@ -325,14 +325,12 @@ def test_claiming_another_partners_party_in_credentials_opens_none_of_its_things
         )
     finally:
         emsp_b.stop()
-    # Accepted today (a partner may list a party another partner holds; see the issue's report),
-    # which is the case that matters here: B now presents the token of its updated credentials.
-    assert envelope_of(update)["status_code"] == 1000
-    assert set(partner_b[0].roles.values_list("country_code", "party_id")) == {("DE", "EMS")}
-    client_b = client_for(envelope_of(update)["data"]["token"])
-    before = world(partner_a[0])
+    assert update.status_code == 400
+    assert envelope_of(update)["status_code"] == 2001
+    assert world(partner_a[0]) == before
+    assert set(partner_b[0].roles.values_list("country_code", "party_id")) == {("BE", "BMS")}
 
-    # when: B goes after A's token, session and reservation again
+    # when: B, on its unchanged token, goes after A's token, session and reservation again
     answers = {
         "token": send(client_b, "GET", f"{CPO}/tokens/DE/EMS/TOKA1"),
         "token write": send(client_b, "PATCH", f"{CPO}/tokens/DE/EMS/TOKA1",

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from ..commands.serializers import OCPIDateTimeField, ResponseURLField, without_nulls
+from ...fields import DateTimeField, ResponseURLField, without_nulls
 
 _MAX_SECONDS = 10 * 365 * 24 * 3600
 _MAX_RATE = Decimal(10**8)
@@ -28,7 +28,7 @@ class ChargingProfilePeriodSerializer(serializers.Serializer):
 
 
 class ChargingProfileSerializer(serializers.Serializer):
-    start_date_time = OCPIDateTimeField(required=False, allow_null=True)
+    start_date_time = DateTimeField(required=False, allow_null=True)
     duration = serializers.IntegerField(
         min_value=0, max_value=_MAX_SECONDS, required=False, allow_null=True
     )

@@ -12,50 +12,14 @@ from rest_framework import serializers
 
 from billing.choices import ProfileType, TokenType, WhitelistType
 
-from ...datetimes import parse_datetime
-from ...serializers import country_code_field, party_id_field
-
-# CiString: printable ASCII (PROTOCOL.md §1.9).
-_CI_STRING = r"\A[\x20-\x7e]*\Z"
-
-
-def ci_string(max_length: int, *, required: bool = True) -> serializers.RegexField:
-    return serializers.RegexField(
-        _CI_STRING,
-        max_length=max_length,
-        required=required,
-        allow_null=not required,
-        error_messages={"invalid": "Must be printable ASCII (CiString)."},
-    )
-
-
-class ResponseURLField(serializers.URLField):
-    """An OCPI URL (string(255)) we will POST to: http or https only."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 255)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        if not value.lower().startswith(("http://", "https://")):
-            raise serializers.ValidationError("Must be an http or https URL.")
-        return value
-
-
-class OCPIDateTimeField(serializers.Field):
-    """An OCPI DateTime, parsed leniently into an aware UTC datetime (PROTOCOL.md §1.9)."""
-
-    default_error_messages = {"invalid": "Must be an RFC 3339 date-time (UTC)."}
-
-    def to_internal_value(self, data):
-        try:
-            return parse_datetime(data)
-        except ValueError:
-            self.fail("invalid")
-
-    def to_representation(self, value):
-        return value
+from ...fields import (
+    DateTimeField,
+    ResponseURLField,
+    ci_string,
+    country_code_field,
+    party_id_field,
+    without_nulls,
+)
 
 
 class CommandTokenSerializer(serializers.Serializer):
@@ -82,7 +46,7 @@ class CommandTokenSerializer(serializers.Serializer):
         choices=ProfileType.values, required=False, allow_null=True
     )
     energy_contract = serializers.DictField(required=False, allow_null=True)
-    last_updated = OCPIDateTimeField(required=False, allow_null=True)
+    last_updated = DateTimeField(required=False, allow_null=True)
 
 
 class CommandSerializer(serializers.Serializer):
@@ -108,7 +72,7 @@ class StopSessionSerializer(CommandSerializer):
 
 class ReserveNowSerializer(CommandSerializer):
     token = CommandTokenSerializer()
-    expiry_date = OCPIDateTimeField()
+    expiry_date = DateTimeField()
     reservation_id = ci_string(36)
     location_id = ci_string(36)
     evse_uid = ci_string(36, required=False)
@@ -132,15 +96,6 @@ COMMAND_SERIALIZERS = {
     "CANCEL_RESERVATION": CancelReservationSerializer,
     "UNLOCK_CONNECTOR": UnlockConnectorSerializer,
 }
-
-
-def without_nulls(value):
-    """Optional fields sent as null are treated as absent."""
-    if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
 
 
 def parse_command(kind: str, data) -> dict:

@@ -23,8 +23,14 @@ from billing.choices import WhitelistType
 
 from ...commands import command_receive
 from ...envelope import envelope
+from ...fields import (
+    DateTimeField,
+    ResponseURLField,
+    StrictIntegerField,
+    ci_string,
+    without_nulls,
+)
 from ...versioning import V211View
-from .serializers import OCPIDateTimeField, ResponseURLField, ci_string, without_nulls
 from .views import CommandView
 
 RESPONSE_TYPES = frozenset({"NOT_SUPPORTED", "REJECTED", "ACCEPTED", "TIMEOUT", "UNKNOWN_SESSION"})
@@ -33,15 +39,6 @@ RESPONSE_TYPES = frozenset({"NOT_SUPPORTED", "REJECTED", "ACCEPTED", "TIMEOUT", 
 def command_response_211(result: str) -> dict:
     """A 2.2.1 CommandResponseType or CommandResultType as the 2.1.1 CommandResponse."""
     return {"result": result if result in RESPONSE_TYPES else "REJECTED"}
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer (not a string of digits, not a boolean)."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class CommandTokenSerializer211(serializers.Serializer):
@@ -62,7 +59,7 @@ class CommandTokenSerializer211(serializers.Serializer):
     language = serializers.CharField(
         max_length=2, required=False, allow_null=True, allow_blank=True
     )
-    last_updated = OCPIDateTimeField(required=False, allow_null=True)
+    last_updated = DateTimeField(required=False, allow_null=True)
 
 
 class CommandSerializer211(serializers.Serializer):
@@ -81,7 +78,7 @@ class StopSessionSerializer211(CommandSerializer211):
 
 class ReserveNowSerializer211(CommandSerializer211):
     token = CommandTokenSerializer211()
-    expiry_date = OCPIDateTimeField()
+    expiry_date = DateTimeField()
     reservation_id = StrictIntegerField(min_value=0, max_value=2**31 - 1)
     location_id = ci_string(39)
     evse_uid = ci_string(39, required=False)

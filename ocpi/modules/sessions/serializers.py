@@ -15,7 +15,7 @@ from billing.choices import ProfileType
 from billing.models import ChargingPeriod, Session
 from billing.sessions import session_periods
 
-from ...datetimes import parse_datetime
+from ...fields import DateTimeField
 
 CDR_TOKEN_FIELDS = ("country_code", "party_id", "uid", "type", "contract_id")
 
@@ -70,16 +70,6 @@ def session_to_ocpi(session: Session) -> dict:
 
 
 # --- ChargingPreferences (input) ---------------------------------------------------------------
-class _DateTimeField(serializers.Field):
-    default_error_messages = {"invalid": "Must be an RFC 3339 date-time (UTC)."}
-
-    def to_internal_value(self, data):
-        try:
-            return parse_datetime(data)
-        except ValueError:
-            self.fail("invalid")
-
-
 class _KWhField(serializers.Field):
     """A JSON number of kWh, at least 0, kept exact (Decimal)."""
 
@@ -99,7 +89,7 @@ class _KWhField(serializers.Field):
 
 class ChargingPreferencesSerializer(serializers.Serializer):
     profile_type = serializers.ChoiceField(choices=ProfileType.choices)
-    departure_time = _DateTimeField(required=False, allow_null=True)
+    departure_time = DateTimeField(required=False, allow_null=True)
     energy_need = _KWhField(required=False, allow_null=True)
     discharge_allowed = serializers.BooleanField(required=False, allow_null=True)
 

@@ -11,7 +11,6 @@ Output: `token_to_ocpi()` is the one Token object we render; optional fields are
 empty.
 """
 
-import re
 from typing import Any
 
 from rest_framework import serializers
@@ -19,72 +18,17 @@ from rest_framework import serializers
 from billing.choices import ProfileType, TokenType, WhitelistType
 from billing.models import Token
 
-from ...datetimes import parse_datetime
+from ...fields import (
+    OPTIONAL,
+    DateTimeField,
+    PassThroughField,
+    StrictBooleanField,
+    StringField,
+    without_nulls,
+)
 
-#: CiString: printable ASCII (PROTOCOL.md §0).
-_PRINTABLE_ASCII = re.compile(r"\A[\x20-\x7e]*\Z")
-
-
-class StringField(serializers.CharField):
-    """An OCPI string(n) or, with `ascii_only`, a CiString(n): a JSON string, taken as sent."""
-
-    default_error_messages = {
-        "not_a_string": "Must be a string.",
-        "not_ascii": "Must be printable ASCII (CiString).",
-    }
-
-    def __init__(self, *, ascii_only: bool = False, **kwargs):
-        kwargs.setdefault("trim_whitespace", False)
-        super().__init__(**kwargs)
-        self.ascii_only = ascii_only
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("not_a_string")
-        if self.ascii_only and not _PRINTABLE_ASCII.match(data):
-            self.fail("not_ascii")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """A JSON boolean: true or false, not "yes", 1 or "true"."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
-
-class DateTimeField(serializers.Field):
-    """An OCPI DateTime (§1.9), parsed leniently to an aware UTC datetime."""
-
-    default_error_messages = {
-        "invalid": "Must be an RFC 3339 date-time, e.g. 2025-01-01T12:00:00Z."
-    }
-
-    def to_internal_value(self, data):
-        try:
-            return parse_datetime(data)
-        except ValueError:
-            self.fail("invalid")
-
-    def to_representation(self, value):
-        return value
-
-
-class PassThroughField(serializers.Field):
-    """Any JSON value, validated later by its own parser."""
-
-    def to_internal_value(self, data):
-        return data
-
-    def to_representation(self, value):
-        return value
-
-
-#: An optional field: absent or null (PROTOCOL.md §0). Passed as arguments, since DRF re-creates
-#: declared fields from their arguments for each serializer instance.
-OPTIONAL = {"required": False, "allow_null": True}
+#: Our DateTime message for tokens, with an example.
+DATETIME_ERRORS = {"invalid": "Must be an RFC 3339 date-time, e.g. 2025-01-01T12:00:00Z."}
 
 
 class EnergyContractSerializer(serializers.Serializer):
@@ -108,15 +52,7 @@ class TokenSerializer(serializers.Serializer):
         choices=ProfileType.choices, allow_blank=True, **OPTIONAL
     )
     energy_contract = EnergyContractSerializer(required=False, allow_null=True)
-    last_updated = DateTimeField()
-
-
-def _without_nulls(data: dict) -> dict:
-    return {
-        key: _without_nulls(value) if isinstance(value, dict) else value
-        for key, value in data.items()
-        if value is not None
-    }
+    last_updated = DateTimeField(error_messages=DATETIME_ERRORS)
 
 
 def parse_token(data: Any, *, partial: bool = False) -> dict:
@@ -126,7 +62,7 @@ def parse_token(data: Any, *, partial: bool = False) -> dict:
     Raises rest_framework.exceptions.ValidationError."""
     serializer = TokenSerializer(data=data, partial=partial)
     serializer.is_valid(raise_exception=True)
-    validated = _without_nulls(dict(serializer.validated_data))
+    validated = without_nulls(dict(serializer.validated_data))
     if partial and "last_updated" not in validated:
         raise serializers.ValidationError({"last_updated": ["A PATCH must contain last_updated."]})
     return validated
@@ -160,7 +96,7 @@ def parse_authorization_info(data: Any) -> dict:
     if the eMSP sent none or an invalid one. Raises ValidationError."""
     serializer = AuthorizationInfoSerializer(data=data)
     serializer.is_valid(raise_exception=True)
-    info = _without_nulls(dict(serializer.validated_data))
+    info = without_nulls(dict(serializer.validated_data))
     if "location" in info:
         info["location"] = dict(info["location"])
     token = info.pop("token", None)

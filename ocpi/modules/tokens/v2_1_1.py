@@ -32,9 +32,10 @@ from billing.tokens import (
 
 from ...envelope import ocpi_response
 from ...exceptions import InvalidParameters, UnknownObject
+from ...fields import OPTIONAL, DateTimeField, StrictBooleanField, StringField, without_nulls
 from ...versioning import V211View, ascii_strings, whole_seconds
 from ...views import OCPIView
-from .serializers import OPTIONAL, DateTimeField, StrictBooleanField, StringField
+from .serializers import DATETIME_ERRORS
 
 TOKEN_TYPES = ("OTHER", "RFID")
 #: The order in which a uid without a type is looked up: 2.1.1's own types first (a partner
@@ -51,7 +52,7 @@ class TokenSerializer211(serializers.Serializer):
     valid = StrictBooleanField()
     whitelist = serializers.ChoiceField(choices=WhitelistType.choices)
     language = StringField(max_length=2, allow_blank=True, **OPTIONAL)
-    last_updated = DateTimeField()
+    last_updated = DateTimeField(error_messages=DATETIME_ERRORS)
 
 
 def parse_token_211(data: Any, *, country_code: str, party_id: str, partial: bool = False) -> dict:
@@ -62,7 +63,7 @@ def parse_token_211(data: Any, *, country_code: str, party_id: str, partial: boo
         raise serializers.ValidationError("The body must be a Token object.")
     serializer = TokenSerializer211(data=data, partial=partial)
     serializer.is_valid(raise_exception=True)
-    values = {k: v for k, v in serializer.validated_data.items() if v is not None}
+    values = without_nulls(dict(serializer.validated_data))
     if "auth_id" in values:
         values["contract_id"] = values.pop("auth_id")
     if partial:
