@@ -77,7 +77,7 @@ def run_export(cdrs: int = 1_000_000) -> list[dict]:
         return []
     print(f"CDR export (bench/export_bench.py, {cdrs:,} CDRs)", flush=True)
     out = subprocess.run(
-        [common.PYTHON, str(script), "--cdrs", str(cdrs)],
+        [common.PYTHON, str(script), "--cdrs", str(cdrs), "--keep"],
         cwd=common.ROOT,
         env=common.environment(),
         capture_output=True,

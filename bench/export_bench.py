@@ -11,7 +11,9 @@
 3. Prints rows/s, elapsed time, the RSS at each tenth and the peak RSS (resource.getrusage).
    Flat memory means the RSS at 10% and at 100% are about the same and the peak stays near
    them whatever --cdrs is: rows stream from a database cursor, never the whole result set.
-4. Removes the bench CDRs and the file unless --keep (--reuse exports the kept ones again).
+4. Removes the bench CDRs and the file unless --keep. With --keep, a later run that finds
+   exactly --cdrs bench CDRs exports those again instead of creating them anew (--reuse forces
+   that); `python -m bench` always keeps them, like its Locations.
 
 Use a database of its own (it writes a million rows), never a production one.
 """
@@ -74,6 +76,12 @@ def drop_cdrs() -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {CDR._meta.db_table} WHERE ocpi_id LIKE 'BENCH-%%'")
         return cursor.rowcount
+
+
+def bench_cdr_count() -> int:
+    from billing.models_cdrs import CDR
+
+    return CDR.objects.filter(ocpi_id__startswith="BENCH-").count()
 
 
 def create_cdrs(count: int) -> None:
@@ -221,13 +229,18 @@ def main() -> None:
         create_cdrs(options.cdrs)
         return
     output = options.output or os.path.join(tempfile.gettempdir(), "export_bench.csv")
+    setup_django()
+    if options.keep and not options.reuse and bench_cdr_count() == options.cdrs:
+        print(
+            f"{options.cdrs:,} bench CDRs kept from an earlier run: exported again", file=sys.stderr
+        )
+        options.reuse = True
     if not options.reuse:
         print(f"Creating {options.cdrs:,} CDRs (child process) ...", file=sys.stderr)
         started = time.monotonic()
         creator = [sys.executable, __file__, "--create-only", "--cdrs", str(options.cdrs)]
         subprocess.run(creator, check=True)
         print(f"  in {time.monotonic() - started:.1f} s", file=sys.stderr)
-    setup_django()
     try:
         print("Exporting ...", file=sys.stderr)
         export(output)

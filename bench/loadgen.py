@@ -190,8 +190,7 @@ def run_python(
 
     started = time.monotonic()
     threads = [
-        threading.Thread(target=client, args=(random.randrange(2**32),))
-        for _ in range(connections)
+        threading.Thread(target=client, args=(random.randrange(2**32),)) for _ in range(connections)
     ]
     for thread in threads:
         thread.start()
