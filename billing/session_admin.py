@@ -15,6 +15,8 @@ from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from stations import gateway
 from stations.choices import EVSEStatus
@@ -109,7 +111,7 @@ class SessionAdmin(admin.ModelAdmin):
             "Charger",
             {"fields": ("transaction_ref", "meter_start_wh", "meter_id", "stop_reason")},
         ),
-        ("History", {"fields": ("created", "last_updated", "last_announced_at")}),
+        ("History", {"fields": ("created", "last_updated", "last_announced_at", "traffic")}),
     )
 
     @admin.display(description="kWh", ordering="kwh")
@@ -130,8 +132,19 @@ class SessionAdmin(admin.ModelAdmin):
             return "—"
         return f"{session.total_cost_incl_vat:.2f} {session.currency}"
 
+    @admin.display(description="OCPI traffic")
+    def traffic(self, session: Session) -> str:
+        """The traffic log searched for the session's id: its pushes and the partner's requests
+        naming it (charging preferences, charging profiles)."""
+        query = {"q": session.ocpi_id}
+        if session.partner_id is not None:
+            query["partner__id__exact"] = session.partner_id
+        url = f"{reverse('admin:ocpi_trafficlog_changelist')}?{urlencode(query)}"
+        return format_html('<a href="{}">Messages with the partner about it</a>', url)
+
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Session._meta.fields if f.name != "id"] + ["last_announced_at"]
+        fields = [f.name for f in Session._meta.fields if f.name != "id"]
+        return [*fields, "last_announced_at", "traffic"]
 
     def has_add_permission(self, request) -> bool:
         return False  # sessions come from the chargers; "Start a session" asks one

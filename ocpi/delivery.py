@@ -32,8 +32,10 @@ Guarantees of `outbox_deliver`:
   success DELIVERED with sent_at and the Location header the partner returned (made absolute
   against the endpoint URL); FAILED when the row fails. A CDR is delivered once: a row whose CDR
   is DELIVERED already is never sent (SUPERSEDED, counted as skipped), and HTTP 409 ("CDR already
-  exists") to a retried POST (an earlier attempt timed out, so it may have arrived) counts as
-  delivered, without a Location.
+  exists") counts as delivered, without a Location: an earlier POST arrived (one that timed out,
+  or one sent by a worker killed before it could record the answer, whose attempt was rolled
+  back, so a 409 may come on the row's first recorded attempt). CDR ids are ours, so the partner
+  can only have it from us (PROTOCOL.md: key CDRs by id and tolerate "already exists").
 """
 
 import logging
@@ -46,7 +48,7 @@ from django.db import transaction
 from django.db.models import Exists, Min, OuterRef, QuerySet
 from django.utils import timezone
 
-from . import outbox
+from . import outbox, traffic
 from .client import OCPIClient, OCPIReply, join_url
 from .exceptions import PartnerRejected, PartnerUnavailable
 from .models import OutboxMessage, Partner
@@ -158,7 +160,9 @@ def _deliver_row(partner: Partner, client: OCPIClient, row: OutboxMessage) -> st
         client = OCPIClient(partner, correlation_id=row.correlation_id)
     row.attempts += 1
     try:
-        reply = client.request(row.method, url, body=row.body.encode("utf-8") if row.body else None)
+        with traffic.delivering(row.pk):  # the traffic log links the call to this row
+            body = row.body.encode("utf-8") if row.body else None
+            reply = client.request(row.method, url, body=body)
     except PartnerUnavailable as exc:
         delay = backoff_seconds(row.attempts)
         row.next_attempt_at = now + timedelta(seconds=delay)
@@ -173,8 +177,9 @@ def _deliver_row(partner: Partner, client: OCPIClient, row: OutboxMessage) -> st
         row.response_ocpi_status = exc.ocpi_status
         if row.method == "PATCH" and _convert_to_put(row, exc, version=partner.version):
             return "converted"
-        if row.module == outbox.CDRS and exc.http_status == 409 and row.attempts > 1:
-            # A retried POST the partner says it has: an earlier attempt did arrive.
+        if row.module == outbox.CDRS and exc.http_status == 409:
+            # The partner has the CDR: an earlier POST arrived. Not only when attempts > 1: a
+            # worker killed mid-POST rolls its attempt back (tests/faults/test_worker_crash.py).
             _mark_sent(row, OCPIReply(exc.http_status, exc.ocpi_status, None))
             row.last_error = f"Partner already had the CDR: {exc}"[:2000]
             row.save(update_fields=["last_error"])

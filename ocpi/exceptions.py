@@ -1,9 +1,11 @@
 """OCPI errors and the one place where any error becomes an OCPI envelope (STYLE.md)."""
 
 import logging
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -20,6 +22,8 @@ class OCPIError(Exception):
     ocpi_status = 2000
     http_status = 400
     default_message = "Client error"
+    #: Seconds the caller should wait before trying again (a Retry-After header), if any.
+    retry_after: int | None = None
 
     def __init__(self, message: str | None = None, *, data=None):
         super().__init__(message or self.default_message)
@@ -55,6 +59,21 @@ class MethodNotAllowedInState(OCPIError):
 
 class ServerError(OCPIError):
     ocpi_status, http_status, default_message = 3000, 500, "Server error"
+
+
+class ServiceUnavailable(OCPIError):
+    """We cannot answer now; the caller should try again after `retry_after` seconds (the
+    database is unreachable). OCPI has no code of its own for it: 3000, with HTTP 503."""
+
+    ocpi_status, http_status = 3000, 503
+    default_message = "The service is temporarily unavailable"
+    retry_after = 30
+
+
+#: The database cannot be reached or is busy right now (connection refused or lost, server
+#: restarting, lock or serialization failure): transient, answered ServiceUnavailable. Other
+#: DatabaseErrors (integrity, data, programming) are bugs and stay 3000 with HTTP 500.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 class UnableToUseClientAPI(OCPIError):
@@ -100,15 +119,36 @@ _DRF_STATUS = {
 }
 
 
-def ocpi_exception_handler(exc: Exception, context: dict) -> Response:
-    """DRF's EXCEPTION_HANDLER: every error on an OCPI view leaves here as an envelope."""
-    _set_rollback(context.get("view"))
-    headers = {}
-    if isinstance(exc, OCPIError):
-        return Response(
-            envelope(exc.data, status_code=exc.ocpi_status, message=exc.message),
-            status=exc.http_status,
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """How an error is answered: HTTP status, the envelope's code, message and data, headers."""
+
+    http_status: int
+    ocpi_status: int
+    message: str
+    data: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def envelope(self) -> dict:
+        return envelope(self.data, status_code=self.ocpi_status, message=self.message)
+
+
+def error_answer(exc: Exception, request=None) -> ErrorAnswer:
+    """The one mapping from an error to its answer, for DRF views (ocpi_exception_handler) and
+    for errors outside them (ocpi.middleware: the ATOMIC_REQUESTS transaction opening or
+    committing, plain Django views). Logs what is not the caller's fault."""
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        logger.warning(
+            "Database unavailable, %s %s answered %s: %s",
+            getattr(request, "method", "-"),
+            getattr(request, "path", "-"),
+            ServiceUnavailable.http_status,
+            " ".join(f"{exc.__class__.__name__}: {exc}".split()),  # one line, no traceback
         )
+        exc = ServiceUnavailable()
+    if isinstance(exc, OCPIError):
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
+        return ErrorAnswer(exc.http_status, exc.ocpi_status, exc.message, exc.data, headers)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -122,16 +162,27 @@ def ocpi_exception_handler(exc: Exception, context: dict) -> Response:
         if message is None:
             message = _flatten(exc.detail)
         http_status = exc.status_code
+        headers = {}
         if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
             http_status = 401
             headers["WWW-Authenticate"] = "Token"
         if getattr(exc, "wait", None):
             headers["Retry-After"] = str(int(exc.wait))
-        return Response(
-            envelope(None, status_code=code, message=message), http_status, headers=headers
-        )
-    logger.exception("Unhandled error on an OCPI request", exc_info=exc)
-    return Response(envelope(None, status_code=3000, message="Internal server error"), status=500)
+        return ErrorAnswer(http_status, code, message, headers=headers)
+    logger.exception(
+        "Unhandled error on %s %s",
+        getattr(request, "method", "-"),
+        getattr(request, "path", "-"),
+        exc_info=exc,
+    )
+    return ErrorAnswer(500, 3000, "Internal server error")
+
+
+def ocpi_exception_handler(exc: Exception, context: dict) -> Response:
+    """DRF's EXCEPTION_HANDLER: every error on an OCPI view leaves here as an envelope."""
+    _set_rollback(context.get("view"))
+    answer = error_answer(exc, context.get("request"))
+    return Response(answer.envelope(), status=answer.http_status, headers=answer.headers)
 
 
 def _set_rollback(view) -> None:

@@ -3,14 +3,16 @@
 - X-Request-ID / X-Correlation-ID: taken from the request (or generated) and echoed on the
   response, errors included (PROTOCOL.md §1.6).
 - OCPI-from/to routing headers: swapped onto responses of functional modules (§1.7).
-- Exceptions that escape a non-DRF view become a 3000 envelope, never an HTML page.
+- Exceptions that escape a view become an envelope, never an HTML page, by the same mapping as
+  DRF's (ocpi.exceptions.error_answer): errors of non-DRF views, and errors of Django's
+  ATOMIC_REQUESTS wrapper around every view (opening or committing the request's transaction:
+  the database unreachable there is a 503 like anywhere else).
 - A body over DATA_UPLOAD_MAX_MEMORY_SIZE is answered HTTP 413 with an OCPI 2001 envelope (not
   Django's HTML 400); the body is read here once, so the traffic log has it too.
 - Every request and its response go to the traffic log (ocpi.traffic), once the view's
   transaction has ended.
 """
 
-import logging
 import time
 import uuid
 
@@ -20,8 +22,7 @@ from django.http import HttpResponse, UnreadablePostError
 
 from . import jsonutil, traffic
 from .envelope import envelope
-
-logger = logging.getLogger(__name__)
+from .exceptions import error_answer
 
 OCPI_PREFIX = "/ocpi/"
 CONFIGURATION_MODULES = ("versions", "credentials")
@@ -33,11 +34,14 @@ ROUTING_PAIRS = (
 )
 
 
-def envelope_response(status_code: int, http_status: int, message: str) -> HttpResponse:
+def envelope_response(
+    status_code: int, http_status: int, message: str, *, data=None, headers=None
+) -> HttpResponse:
     return HttpResponse(
-        jsonutil.dumps(envelope(None, status_code=status_code, message=message)),
+        jsonutil.dumps(envelope(data, status_code=status_code, message=message)),
         status=http_status,
         content_type="application/json",
+        headers=headers,
     )
 
 
@@ -79,5 +83,11 @@ class OCPIRequestMiddleware:
     def process_exception(self, request, exception):
         if not request.path.startswith(OCPI_PREFIX):
             return None
-        logger.exception("Unhandled error on %s %s", request.method, request.path)
-        return envelope_response(3000, 500, "Internal server error")
+        answer = error_answer(exception, request)
+        return envelope_response(
+            answer.ocpi_status,
+            answer.http_status,
+            answer.message,
+            data=answer.data,
+            headers=answer.headers,
+        )

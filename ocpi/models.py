@@ -248,7 +248,10 @@ class CommandRequest(models.Model):
         related_name="commands", help_text="RESERVE_NOW / CANCEL_RESERVATION: the reservation",
     )  # fmt: skip
     correlation_id = models.CharField(
-        max_length=64, blank=True, help_text="The request's X-Correlation-ID, reused for the result"
+        max_length=64,
+        blank=True,
+        db_index=True,  # the traffic log finds a command by its request's correlation id
+        help_text="The request's X-Correlation-ID, reused for the result",
     )
     created = models.DateTimeField(default=timezone.now, editable=False)
     answered_at = models.DateTimeField(null=True, blank=True)

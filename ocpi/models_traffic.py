@@ -1,7 +1,19 @@
 """The OCPI traffic log: what went over the wire, for staff answering "we never got it"."""
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
+
+
+class TrafficLogQuerySet(models.QuerySet):
+    def failed(self) -> "TrafficLogQuerySet":
+        """Exchanges that did not succeed: no response, HTTP 4xx/5xx, or no OCPI 1xxx status.
+        (An empty 2xx reply, which delivery accepts, is in too: its outbox row says SENT.)"""
+        return self.filter(
+            Q(http_status__isnull=True)
+            | Q(http_status__gte=400)
+            | ~Q(ocpi_status__gte=1000, ocpi_status__lt=2000)
+        )
 
 
 class TrafficLog(models.Model):
@@ -13,6 +25,10 @@ class TrafficLog(models.Model):
     Authorization header, the `token` of Credentials objects); bodies are cut at
     TRAFFIC_LOG_BODY_BYTES (the `*_size` fields keep the real size). Rows older than
     TRAFFIC_LOG_DAYS are purged by a beat task.
+
+    A call made to deliver an outbox row points at that row (`outbox_message`), and through it
+    at the session, CDR, location, tariff or command it pushed; the admin resolves the object an
+    inbound request concerns from its URL (ocpi.traffic_admin).
     """
 
     class Direction(models.TextChoices):
@@ -43,6 +59,12 @@ class TrafficLog(models.Model):
     request_id = models.CharField(max_length=100, blank=True, db_index=True)
     correlation_id = models.CharField(max_length=100, blank=True, db_index=True)
     created = models.DateTimeField(default=timezone.now, db_index=True)
+    outbox_message = models.ForeignKey(
+        "ocpi.OutboxMessage", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="traffic", help_text="Outbound: the push this call delivered",
+    )  # fmt: skip
+
+    objects = TrafficLogQuerySet.as_manager()
 
     class Meta:
         ordering = ("-created", "-id")

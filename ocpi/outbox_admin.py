@@ -3,11 +3,14 @@
 Rows are written by ocpi.outbox and updated by ocpi.delivery only; staff do not edit them. The
 actions call the delivery services: "retry now" (FAILED or waiting rows become due now and
 delivery is queued) and "skip" (mark SUPERSEDED, which unblocks the later rows of that object).
+A row's page links to its calls in the traffic log.
 """
 
 from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
+from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from . import delivery
 from .models import OutboxMessage
@@ -78,6 +81,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         "response_location",
         "created",
         "sent_at",
+        "traffic",
     )
     exclude = ("body",)
 
@@ -88,6 +92,12 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     @admin.display(description="body")
     def pretty_body(self, obj: OutboxMessage) -> str:
         return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.body)
+
+    @admin.display(description="traffic")
+    def traffic(self, obj: OutboxMessage) -> str:
+        query = urlencode({"outbox_message__id__exact": obj.pk})
+        url = f"{reverse('admin:ocpi_trafficlog_changelist')}?{query}"
+        return format_html('<a href="{}">Its calls to the partner (traffic log)</a>', url)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -18,3 +18,5 @@ class OCPIJSONParser(BaseParser):
             return jsonutil.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"Malformed JSON body: {exc}") from exc
+        except RecursionError as exc:  # e.g. 100,000 nested brackets
+            raise ParseError("Malformed JSON body: nested too deeply") from exc

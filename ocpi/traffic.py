@@ -4,7 +4,9 @@ with its response, kept for TRAFFIC_LOG_DAYS (ocpi.models_traffic.TrafficLog).
 Hooks: `record_inbound` at the end of ocpi.middleware.OCPIRequestMiddleware (every /ocpi/ path,
 errors and 404s included) and `record_outbound` in ocpi.client.OCPIClient.request (every reply,
 timeout or refused connection). Nothing here may break the request being logged: a failure to
-build or write a row is logged and dropped.
+build or write a row is logged and dropped. ocpi.delivery makes its calls inside
+`delivering(row_id)`, so their rows point at the outbox row they delivered; staff may send such
+a push again from its row (`traffic_resend`).
 
 Secrets: the Authorization header (and cookies) are stored as REDACTED, and so is the `token` of
 Credentials objects in bodies (ocpi.redact). Bodies are cut at TRAFFIC_LOG_BODY_BYTES after the
@@ -29,6 +31,11 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import orjson
@@ -40,7 +47,10 @@ from django.core.signals import request_finished
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from .models import Partner
+from billing.cdrs import CDRError, cdr_request_delivery
+
+from . import outbox
+from .models import OutboxMessage, Partner
 from .models_traffic import TrafficLog
 from .redact import RedactTokensFilter, redact_body, redact_headers
 
@@ -55,6 +65,8 @@ _MAX_HEADERS = 100
 _MAX_HEADER_VALUE = 2000
 
 _local = threading.local()
+#: The outbox row the calls being made deliver (`delivering`).
+_outbox_message_id: ContextVar[int | None] = ContextVar("traffic_outbox_message", default=None)
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -112,6 +124,16 @@ def _ocpi_status(content: bytes | None, data=None) -> int | None:
 
 def _partner_id(partner) -> int | None:
     return partner.pk if isinstance(partner, Partner) and partner.pk else None
+
+
+@contextmanager
+def delivering(outbox_message_id: int) -> Iterator[None]:
+    """Calls recorded inside deliver this outbox row: their rows point at it."""
+    token = _outbox_message_id.set(outbox_message_id)
+    try:
+        yield
+    finally:
+        _outbox_message_id.reset(token)
 
 
 def _elapsed_ms(started: float) -> int:
@@ -202,6 +224,7 @@ def record_outbound(
             duration_ms=_elapsed_ms(started),
             request_id=_clean(str(headers.get("X-Request-ID", "")))[:100],
             correlation_id=_clean(str(headers.get("X-Correlation-ID", "")))[:100],
+            outbox_message_id=_outbox_message_id.get(),
         )
     except Exception:
         logger.exception("Traffic log: cannot record %s %s", method, url)
@@ -259,8 +282,8 @@ def flush() -> int:
             try:
                 with transaction.atomic():
                     entry.save(force_insert=True)
-            except IntegrityError:
-                entry.partner_id = None
+            except IntegrityError:  # its partner (and so its outbox row) deleted meanwhile
+                entry.partner_id = entry.outbox_message_id = None
                 with transaction.atomic():
                     entry.save(force_insert=True)
             written += 1
@@ -285,6 +308,59 @@ def discard_pending() -> None:
 
 request_finished.connect(end_of_unit, dispatch_uid="ocpi.traffic.request_finished")
 task_postrun.connect(end_of_unit, dispatch_uid="ocpi.traffic.task_postrun")
+
+
+# --- resending failed pushes --------------------------------------------------------------------
+@dataclass
+class ResendReport:
+    """What `traffic_resend` did, in words for staff."""
+
+    queued: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def traffic_resend(*, traffic_ids: list[int]) -> ResendReport:
+    """Staff: send again the pushes behind these failed outbound calls, as the outbox admin's
+    "retry now" does (ocpi.delivery.outbox_retry: due now, delivered after commit), a CDR as the
+    CDR admin's "retry delivery" does (billing.cdrs.cdr_request_delivery). Left alone, and
+    reported: inbound rows, calls that succeeded, calls that delivered no outbox row, and outbox
+    rows that were delivered or superseded since."""
+    from .delivery import outbox_retry  # ocpi.delivery imports ocpi.client, which imports us
+
+    report = ResendReport()
+    rows = TrafficLog.objects.filter(pk__in=traffic_ids)
+    failed = set(rows.failed().values_list("pk", flat=True))
+    left, message_ids = Counter(), set()
+    for pk, direction, message_id in rows.values_list("pk", "direction", "outbox_message_id"):
+        if direction != TrafficLog.Direction.OUTBOUND:
+            left["inbound"] += 1
+        elif pk not in failed:
+            left["succeeded"] += 1
+        elif message_id is None:
+            left["not a push from the outbox"] += 1
+        else:
+            message_ids.add(message_id)
+    report.skipped += [f"{count} row(s) {why}" for why, count in left.items()]
+
+    with transaction.atomic():
+        cdr_ids = set()
+        messages = OutboxMessage.objects.select_for_update().filter(pk__in=message_ids)
+        for message in messages.order_by("pk"):
+            name = f"outbox #{message.pk} ({message.method} {message.object_key})"
+            if message.state == OutboxMessage.State.SENT:
+                report.skipped.append(f"{name}: delivered since")
+            elif message.state == OutboxMessage.State.SUPERSEDED:
+                report.skipped.append(f"{name}: superseded ({message.last_error[:100]})")
+            elif (cdr := outbox.cdr_of_row(message)) is None:
+                outbox_retry(message_ids=[message.pk])
+                report.queued.append(name)
+            elif cdr.pk not in cdr_ids:  # a CDR once: its request retries all its rows
+                cdr_ids.add(cdr.pk)
+                try:
+                    report.queued += cdr_request_delivery(cdr=cdr)
+                except CDRError as exc:
+                    report.skipped.append(f"{name}: {exc}")
+    return report
 
 
 # --- retention ----------------------------------------------------------------------------------

@@ -103,7 +103,9 @@ def test_limit_zero_is_2001_not_an_empty_truth(network, ocpi_client, path):
 
 
 # --- malformed bodies -------------------------------------------------------------------------
-@pytest.mark.parametrize("raw", [b'{"token": "abc", ', b"\xff\xfe not utf-8", b"<xml/>"])
+@pytest.mark.parametrize(
+    "raw", [b'{"token": "abc", ', b"\xff\xfe not utf-8", b"<xml/>", b"[" * 100_000]
+)
 def test_malformed_json_on_credentials_put_is_400_2001_and_changes_nothing(partner_and_token, raw):
     # given
     partner, token = partner_and_token
