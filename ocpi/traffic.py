@@ -15,8 +15,10 @@ redaction; the row keeps the real size.
 Outside the request's transaction. A row must survive the rollback of the work that caused it
 (a registration answered 3001, a delivery that raised), so rows are never written inside a
 transaction of the caller. They are collected per thread and written:
-- at once when no transaction is open (the inbound hook always: with ATOMIC_REQUESTS the view's
-  transaction has ended when the middleware runs; outbound calls made in autocommit mode);
+- inbound: once the response has gone out to the partner (Django's `request_finished`, sent
+  when the server closes the response), so the INSERT and its commit add nothing to the
+  partner's wait; with ATOMIC_REQUESTS the view's transaction has ended by then;
+- outbound: at once when no transaction is open (calls made in autocommit mode);
 - otherwise after the transaction commits (`on_commit`), or, if it rolled back, at the end of the
   unit of work: Django's `request_finished` and Celery's `task_postrun`, where no transaction is
   open any more. A row collected in a rolled-back transaction is therefore still written, with
@@ -177,7 +179,7 @@ def record_inbound(request, response, *, started: float) -> None:
     except Exception:
         logger.exception("Traffic log: cannot record %s %s", request.method, request.path)
         return
-    _collect(entry)
+    _collect(entry, after_response=True)
 
 
 def record_outbound(
@@ -239,7 +241,7 @@ def _pending() -> list[TrafficLog]:
     return _local.pending
 
 
-def _collect(entry: TrafficLog) -> None:
+def _collect(entry: TrafficLog, *, after_response: bool = False) -> None:
     pending = _pending()
     if len(pending) >= MAX_PENDING:
         logger.warning(
@@ -250,8 +252,9 @@ def _collect(entry: TrafficLog) -> None:
     try:
         if transaction.get_connection().in_atomic_block:
             transaction.on_commit(flush, robust=True)
-        else:
+        elif not after_response:
             flush()
+        # else: request_finished (end_of_unit) writes it once the response has gone out
     except Exception:
         logger.exception("Traffic log: cannot schedule the writing of a row")
 

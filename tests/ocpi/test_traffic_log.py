@@ -8,13 +8,16 @@ the on_commit callbacks (django_capture_on_commit_callbacks); the rollback tests
 """
 
 import base64
+import io
 import json
 import logging
 import sys
+import wsgiref.util
 from datetime import timedelta
 
 import pytest
 import requests
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished
 from django.db import transaction
 from django.utils import timezone
@@ -81,6 +84,36 @@ def test_an_inbound_request_is_logged_with_its_response(partner_and_token, commi
     assert row.response_size == len(response.content)
     assert 0 <= row.duration_ms < 10_000
     assert token not in stored_text(row)
+
+
+def test_an_inbound_row_is_written_once_the_response_has_gone_out(
+    transactional_db, partner_and_token
+):
+    # given: a request through Django's WSGI application, as gunicorn makes it
+    _, token = partner_and_token
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": LOCATIONS,
+        "wsgi.input": io.BytesIO(b""),
+        "HTTP_AUTHORIZATION": "Token " + base64.b64encode(token.encode()).decode(),
+    }
+    wsgiref.util.setup_testing_defaults(environ)
+    statuses = []
+
+    # when: the server has the response but has not closed it yet
+    result = WSGIHandler()(environ, lambda status, headers: statuses.append(status))
+    b"".join(result)
+
+    # then: the partner's answer did not wait for the log's INSERT
+    assert statuses == ["200 OK"]
+    assert not TrafficLog.objects.exists()
+
+    # when: the server closes the response (request_finished)
+    result.close()
+
+    # then
+    row = TrafficLog.objects.get()
+    assert (row.direction, row.url, row.http_status) == (Direction.INBOUND, LOCATIONS, 200)
 
 
 def test_a_refused_caller_is_logged_without_a_partner(db, committed):
