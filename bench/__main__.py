@@ -13,6 +13,7 @@ Options (for `all` and the benchmark they belong to):
     --seconds S        load per server in the locations benchmark (default 20)
     --connections C    concurrent connections of the load generator (default 4)
     --loadgen auto|wrk|python
+    --rounds R         locations: interleaved rounds of product and baseline (default 4)
     --updates N        push: updates per partner (default 10,000)
     --partners P       push: partners (default 1; 5 for the fan-out target)
     --cdrs N           export: CDRs (default 1,000,000)
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--updates", type=int, default=10_000)
     parser.add_argument("--partners", type=int, default=1)
     parser.add_argument("--cdrs", type=int, default=1_000_000)
@@ -126,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
             seconds=args.seconds,
             connections=args.connections,
             tool=args.loadgen,
+            rounds=args.rounds,
         ),
         "serialize": lambda: serialize.run(),
         "push": lambda: push.run(updates=args.updates, partners=args.partners),

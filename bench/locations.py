@@ -1,7 +1,7 @@
 """Locations paging: the product's Locations list under a partner's full sync, beside a baseline.
 
     python -m bench locations [--locations 100000] [--seconds 20] [--connections 4]
-                              [--loadgen auto|wrk|python]
+                              [--loadgen auto|wrk|python] [--rounds 4]
 
 1. Data: `manage.py seed_bench` until the database holds --locations BENCH Locations (4 EVSEs
    and 6 connectors each; a different count is cleared and seeded again), then VACUUM ANALYZE
@@ -16,7 +16,9 @@
    per partner would answer 429 to a benchmark) and the baseline (bench/baseline_app.py: the same
    page with plain SQL in 3 queries and orjson). One page is fetched from both and compared.
 4. Each is warmed up, then loaded for --seconds with random pages of 100 over the whole list
-   (wrk when installed, else Python threads): pages/s, p50 and p99 latency.
+   (wrk when installed, else Python threads) in --rounds interleaved rounds (product, baseline,
+   baseline, product, ...), so that what else the machine does weighs on both alike: pages/s,
+   p50 and p99 latency over all rounds.
 Targets (issue 6): the product at least 60% of the baseline's pages/s, p99 under 100 ms, at most
 4 SQL queries per page whatever the offset.
 """
@@ -106,7 +108,12 @@ def _same_page(product_url: str, baseline_url: str, token: str, offset: int) -> 
 
 
 def run(
-    *, locations: int = 100_000, seconds: float = 20.0, connections: int = 4, tool: str = "auto"
+    *,
+    locations: int = 100_000,
+    seconds: float = 20.0,
+    connections: int = 4,
+    tool: str = "auto",
+    rounds: int = 4,
 ) -> list[dict]:
     common.migrate()
     common.setup_django()
@@ -138,20 +145,33 @@ def run(
         same = _same_page(urls["product"], urls["baseline"], token, (pages // 3) * 100)
         print(f"  product and baseline pages identical: {same}")
         auth = {"product": common.authorization_header(token), "baseline": ""}
+        load = {name: {"pages": pages, "connections": connections, "authorization": auth[name]}
+                for name in urls}  # fmt: skip
         for name, url in urls.items():
-            load = {"pages": pages, "connections": connections, "authorization": auth[name]}
-            loadgen.run(url, tool=tool, seconds=WARM_UP, **load)
-            meter = common.CPUMeter(servers[name].pid)
-            meter.start()
-            result = loadgen.run(url, tool=tool, seconds=seconds, **load)
-            worker_cpu, database_cpu = meter.stop()
+            loadgen.run(url, tool=tool, seconds=WARM_UP, **load[name])
+        # Interleaved rounds (product, baseline, baseline, product, ...): whatever else the
+        # machine does meanwhile weighs on both servers alike.
+        per_round = max(1.0, round(seconds / rounds))  # whole seconds: wrk's -d
+        rounds_of = {name: [] for name in urls}
+        ticks = {name: [0.0, 0.0] for name in urls}
+        for round_ in range(rounds):
+            order = list(urls) if round_ % 2 == 0 else list(reversed(urls))
+            for name in order:
+                meter = common.CPUMeter(servers[name].pid)
+                meter.start()
+                part = loadgen.run(urls[name], tool=tool, seconds=per_round, **load[name])
+                worker_cpu, database_cpu = meter.stop()
+                ticks[name][0] += worker_cpu
+                ticks[name][1] += database_cpu
+                rounds_of[name].append(part)
+        for name in urls:
+            result = results[name] = loadgen.merge(rounds_of[name])
             done = max(1, result.requests)
-            cpu[name] = (worker_cpu / done * 1000, database_cpu / done * 1000)
-            results[name] = result
+            cpu[name] = (ticks[name][0] / done * 1000, ticks[name][1] / done * 1000)
             print(
                 f"  {name:8}: {result.pages_per_second:7.1f} pages/s, p50 {result.p50_ms:6.1f} ms,"
                 f" p99 {result.p99_ms:6.1f} ms, {result.requests} requests, {result.errors} errors"
-                f" ({result.tool}); CPU per page: workers {cpu[name][0]:.1f} ms,"
+                f" ({result.tool}, {rounds} rounds); CPU per page: workers {cpu[name][0]:.1f} ms,"
                 f" PostgreSQL {cpu[name][1]:.1f} ms",
                 flush=True,
             )
@@ -199,8 +219,9 @@ def run(
         ),
     ]
     notes = [
-        f"{total:,} Locations, random pages of 100, {seconds:g} s per server after {WARM_UP:g} s "
-        f"of warm-up, {product.tool}; both under gunicorn, 2 gthread workers × 4 threads.",
+        f"{total:,} Locations, random pages of 100, {seconds:g} s per server in {rounds} "
+        f"interleaved rounds after {WARM_UP:g} s of warm-up, {product.tool}, {connections} "
+        "connections; both under gunicorn, 2 gthread workers × 4 threads.",
         f"Errors: product {product.errors}, baseline {baseline.errors}; one page compared "
         f"between the two: {'identical' if same else 'DIFFERENT'}.",
         f"Per page also {inserts} INSERT: the traffic log's row, written after the response. "
@@ -216,12 +237,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args(argv)
     run(
         locations=args.locations,
         seconds=args.seconds,
         connections=args.connections,
         tool=args.loadgen,
+        rounds=args.rounds,
     )
 
 

@@ -39,13 +39,14 @@ Guarantees of `outbox_deliver`:
 """
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urljoin
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, Min, OuterRef, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from . import outbox, traffic
@@ -86,62 +87,97 @@ def backoff_seconds(attempts: int) -> float:
 
 
 # --- selectors ------------------------------------------------------------------------------
-def outbox_heads(*, partner_id: int | None = None) -> QuerySet[OutboxMessage]:
-    """PENDING rows with no older PENDING or FAILED row of the same partner and object."""
-    older = OutboxMessage.objects.filter(
-        partner_id=OuterRef("partner_id"),
-        object_key=OuterRef("object_key"),
-        state__in=(State.PENDING, State.FAILED),
-        id__lt=OuterRef("id"),
+_UNSENT = (State.PENDING, State.FAILED)
+
+
+def _pending_heads(rows: QuerySet[OutboxMessage]) -> list[tuple[int, int, datetime]]:
+    """(id, partner_id, next_attempt_at) of the PENDING rows among `rows` that have no older
+    PENDING or FAILED row of their partner and object ("heads"), oldest first.
+
+    One ordered pass over the unsent rows (the partial index outbox_unsent_object_idx), in
+    Python: linear, whatever the planner believes. The same rule as an SQL anti-join is planned,
+    with statistics from before a burst of rows, as a nested loop that rescans every unsent row
+    of the partner for each one (bench/push.py: 95 ms per pick at 600 rows, and quadratic)."""
+    unsent = (
+        rows.filter(state__in=_UNSENT)
+        .order_by("partner_id", "object_key", "id")
+        .values_list("id", "partner_id", "object_key", "state", "next_attempt_at")
     )
-    rows = OutboxMessage.objects.filter(state=State.PENDING).filter(~Exists(older))
-    if partner_id is not None:
-        rows = rows.filter(partner_id=partner_id)
-    return rows
+    heads, previous = [], None
+    for pk, partner_id, object_key, state, due_at in unsent.iterator(chunk_size=5000):
+        if (partner_id, object_key) != previous and state == State.PENDING:
+            heads.append((pk, partner_id, due_at))
+        previous = (partner_id, object_key)
+    heads.sort()
+    return heads
 
 
-def outbox_due_heads(*, partner_id: int, now: datetime | None = None) -> QuerySet[OutboxMessage]:
-    return outbox_heads(partner_id=partner_id).filter(next_attempt_at__lte=now or timezone.now())
+def outbox_due_head_ids(*, partner_id: int, now: datetime | None = None) -> list[int]:
+    """Ids of the partner's heads that are due, oldest first."""
+    now = now or timezone.now()
+    rows = OutboxMessage.objects.filter(partner_id=partner_id)
+    return [pk for pk, _, due_at in _pending_heads(rows) if due_at <= now]
 
 
 def outbox_next_due_at(*, partner_id: int) -> datetime | None:
     """When the partner's next row becomes due (rows blocked behind an older one excluded)."""
-    return outbox_heads(partner_id=partner_id).aggregate(at=Min("next_attempt_at"))["at"]
+    heads = _pending_heads(OutboxMessage.objects.filter(partner_id=partner_id))
+    return min((due_at for _, _, due_at in heads), default=None)
 
 
 def outbox_partners_due(*, now: datetime | None = None) -> list[int]:
     """Ids of REGISTERED partners with at least one row due for delivery."""
-    due = outbox_heads().filter(
-        next_attempt_at__lte=now or timezone.now(),
-        partner__status=Partner.Status.REGISTERED,
-    )
-    return sorted(due.order_by().values_list("partner_id", flat=True).distinct())
+    now = now or timezone.now()
+    rows = OutboxMessage.objects.filter(partner__status=Partner.Status.REGISTERED)
+    return sorted({partner_id for _, partner_id, due_at in _pending_heads(rows) if due_at <= now})
 
 
 # --- the service ----------------------------------------------------------------------------
 def outbox_deliver(*, partner_id: int, batch: int = DELIVERY_BATCH) -> DeliveryReport:
-    """Deliver the partner's due rows (see the module docstring for the guarantees)."""
+    """Deliver the partner's due rows (see the module docstring for the guarantees).
+
+    The due heads are listed once, then each is locked (skipping rows another run holds) and,
+    if still PENDING, sent in a transaction of its own; the list is made again when it runs out,
+    as sending a head makes the next row of its object the head. A head listed stays a head
+    until it is sent: rows are only ever added with higher ids, and a SENT or SUPERSEDED row
+    never becomes unsent again (staff retry only PENDING and FAILED ones). A list of which
+    nothing could be sent (other runs hold its rows) ends the run."""
     report = DeliveryReport()
     partner = Partner.objects.filter(pk=partner_id).first()
     if partner is None or not partner.is_authorized_to_receive:
         return report
-    client = OCPIClient(partner)
-    for _ in range(batch):
-        with transaction.atomic():
-            row = (
-                outbox_due_heads(partner_id=partner_id)
-                .select_for_update(skip_locked=True)
-                .order_by("id")
-                .first()
-            )
-            if row is None:
-                break
-            outcome = _deliver_row(partner, client, row)
-        setattr(report, outcome, getattr(report, outcome) + 1)
-    else:
-        report.more = outbox_due_heads(partner_id=partner_id).exists()
-    report.next_due_at = outbox_next_due_at(partner_id=partner_id)
+    _deliver_heads(report, partner, OCPIClient(partner), batch)
+    report.next_due_at = outbox_next_due_at(partner_id=partner.pk)
     return report
+
+
+def _deliver_heads(report: DeliveryReport, partner: Partner, client: OCPIClient, batch: int):
+    partner_id = partner.pk
+    done, candidates = 0, outbox_due_head_ids(partner_id=partner_id)
+    while candidates:
+        sent_from_list = 0
+        queue = deque(candidates)
+        while queue and done < batch:
+            row_id = queue.popleft()
+            with transaction.atomic():
+                row = (
+                    OutboxMessage.objects.select_for_update(skip_locked=True)
+                    .filter(pk=row_id, state=State.PENDING, next_attempt_at__lte=timezone.now())
+                    .first()
+                )
+                if row is None:
+                    continue  # sent, or held by another run, meanwhile
+                outcome = _deliver_row(partner, client, row)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            done += 1
+            sent_from_list += 1
+            if outcome == "converted":
+                queue.appendleft(row_id)  # the PUT that replaced a rejected PATCH goes at once
+        if not sent_from_list or done >= batch:
+            break
+        candidates = outbox_due_head_ids(partner_id=partner_id)
+    if done >= batch:
+        report.more = bool(outbox_due_head_ids(partner_id=partner_id))
 
 
 def _deliver_row(partner: Partner, client: OCPIClient, row: OutboxMessage) -> str:

@@ -202,8 +202,19 @@ class OutboxMessage(models.Model):
 
     class Meta:
         ordering = ("id",)
+        # Delivery picks a partner's oldest PENDING row with no older unsent row of its object
+        # (ocpi.delivery.outbox_heads) once per row sent: both lookups stay on small partial
+        # indexes however many SENT rows the table holds.
         indexes = [
             models.Index(fields=["partner", "state", "next_attempt_at"], name="outbox_due_idx"),
+            models.Index(
+                fields=["partner", "id"], condition=Q(state="PENDING"), name="outbox_pending_idx"
+            ),
+            models.Index(
+                fields=["partner", "object_key", "id"],
+                condition=Q(state__in=["PENDING", "FAILED"]),
+                name="outbox_unsent_object_idx",
+            ),
         ]
 
     def __str__(self) -> str:
