@@ -220,8 +220,8 @@ def run(
     ]
     notes = [
         f"{total:,} Locations, random pages of 100, {seconds:g} s per server in {rounds} "
-        f"interleaved rounds after {WARM_UP:g} s of warm-up, {product.tool}, {connections} "
-        "connections; both under gunicorn, 2 gthread workers × 4 threads.",
+        f"interleaved rounds after {WARM_UP:g} s of warm-up, {product.tool}; both under "
+        "gunicorn, 2 gthread workers × 4 threads.",
         f"Errors: product {product.errors}, baseline {baseline.errors}; one page compared "
         f"between the two: {'identical' if same else 'DIFFERENT'}.",
         f"Per page also {inserts} INSERT: the traffic log's row, written after the response. "
