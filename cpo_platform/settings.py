@@ -12,7 +12,15 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env("SECRET_KEY", default="insecure-dev-key-change-me" if DEBUG else None)
+# bin/demo generates a key per install in var/ (not in git): manage.py commands run in another
+# shell against the demo (README walkthrough) use it too, so they can read the tokens it stored.
+_DEMO_SECRET_KEY = VAR_DIR / "demo-secret-key"
+SECRET_KEY = env(
+    "SECRET_KEY",
+    default=_DEMO_SECRET_KEY.read_text().strip()
+    if _DEMO_SECRET_KEY.exists()
+    else ("insecure-dev-key-change-me" if DEBUG else None),
+)
 if not SECRET_KEY:
     # Outside DEBUG there is no default secret: refuse to start rather than run insecurely.
     raise environ.ImproperlyConfigured("Set SECRET_KEY (or DEBUG=true for a local demo).")

@@ -13,7 +13,31 @@ from http.server import ThreadingHTTPServer
 
 from ocpi.sandbox_emsp import EMSPServer, Recorded, _make_handler
 
-__all__ = ["BAD_REPLIES", "BadRepliesEMSPServer", "EMSPServer", "Recorded"]
+__all__ = [
+    "BAD_REPLIES",
+    "BadRepliesEMSPServer",
+    "EMSPServer",
+    "Recorded",
+    "partner_of",
+    "receiver_endpoints",
+]
+
+PUSHED_MODULES = ("locations", "tariffs", "cdrs")
+
+
+def receiver_endpoints(server: EMSPServer, modules=PUSHED_MODULES) -> list[dict]:
+    """The partner endpoints of an eMSP whose RECEIVER interfaces for `modules` are `server`."""
+    return [{"identifier": m, "role": "RECEIVER", "url": server.endpoint(m)} for m in modules]
+
+
+def partner_of(make_partner, server: EMSPServer, *, request_timeout: float, **fields):
+    """A registered partner "eMSP" whose receivers are `server`, which accepts its token."""
+    partner, _ = make_partner(
+        "eMSP", endpoints=receiver_endpoints(server), request_timeout=request_timeout, **fields
+    )
+    server.accepted_tokens.add(partner.outbound_token)
+    return partner
+
 
 _HTML_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>"

@@ -48,7 +48,7 @@ from billing.cdrs import cdr_credit
 from billing.models_cdrs import CDR
 from ocpi.models import OutboxMessage
 from stations.models import EVSE, Tariff
-from tests.emsp_server import EMSPServer
+from tests.emsp_server import EMSPServer, partner_of
 from tests.factories import EVSEFactory, LocationFactory, TariffFactory
 from tests.faults.helpers import (
     State,
@@ -109,13 +109,7 @@ def emsp():
 
 @pytest.fixture
 def partner(make_partner, emsp):
-    endpoints = [
-        {"identifier": module, "role": "RECEIVER", "url": emsp.endpoint(module)}
-        for module in ("locations", "tariffs", "cdrs")
-    ]
-    partner, _ = make_partner("eMSP", endpoints=endpoints, request_timeout=0.25)
-    emsp.accepted_tokens.add(partner.outbound_token)
-    return partner
+    return partner_of(make_partner, emsp, request_timeout=0.25)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from django.utils import timezone
 from ocpi.delivery import outbox_deliver
 from ocpi.models import OutboxMessage
 from stations.models import EVSE
-from tests.emsp_server import BadRepliesEMSPServer
+from tests.emsp_server import BadRepliesEMSPServer, partner_of
 from tests.factories import LocationFactory, TariffFactory
 
 pytestmark = pytest.mark.django_db
@@ -77,13 +77,7 @@ def emsp():
 
 @pytest.fixture
 def partner(make_partner, emsp):
-    endpoints = [
-        {"identifier": module, "role": "RECEIVER", "url": emsp.endpoint(module)}
-        for module in ("locations", "tariffs", "cdrs")
-    ]
-    partner, _ = make_partner("eMSP", endpoints=endpoints, request_timeout=1.0)
-    emsp.accepted_tokens.add(partner.outbound_token)
-    return partner
+    return partner_of(make_partner, emsp, request_timeout=1.0)
 
 
 def location_then_tariff() -> tuple[OutboxMessage, OutboxMessage]:

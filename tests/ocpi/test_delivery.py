@@ -17,7 +17,7 @@ from ocpi.delivery import (
 from ocpi.models import OutboxMessage, Partner
 from ocpi.tokens import encode_for_header
 from stations.models import EVSE, Location
-from tests.emsp_server import EMSPServer
+from tests.emsp_server import EMSPServer, partner_of, receiver_endpoints
 from tests.factories import LocationFactory, TariffFactory
 
 pytestmark = pytest.mark.django_db
@@ -40,15 +40,9 @@ def emsp():
     server.stop()
 
 
-def receiver_endpoints(server: EMSPServer, modules=("locations", "tariffs", "cdrs")) -> list:
-    return [{"identifier": m, "role": "RECEIVER", "url": server.endpoint(m)} for m in modules]
-
-
 @pytest.fixture
 def partner(make_partner, emsp):
-    partner, _ = make_partner("eMSP", endpoints=receiver_endpoints(emsp), request_timeout=1.0)
-    emsp.accepted_tokens.add(partner.outbound_token)
-    return partner
+    return partner_of(make_partner, emsp, request_timeout=1.0)
 
 
 @pytest.fixture
