@@ -57,7 +57,15 @@ def export_partner_get(*, name: str) -> Partner:
     """The partner called `name` (case-insensitive), for the finance exports' --partner option;
     raises the partner model's DoesNotExist."""
     partner_model = CDR._meta.get_field("partner").related_model
-    return partner_model.objects.get(name__iexact=name.strip())
+    # Compared in Python: SQLite's case-insensitive match folds ASCII only ("Énergie"), and a
+    # platform has tens of partners, not thousands.
+    wanted = name.strip().casefold()
+    matches = [p for p in partner_model.objects.all() if p.name.strip().casefold() == wanted]
+    if not matches:
+        raise partner_model.DoesNotExist(f"No partner called {name!r}")
+    if len(matches) > 1:
+        raise partner_model.MultipleObjectsReturned(f"{len(matches)} partners called {name!r}")
+    return matches[0]
 
 
 def export_partner_choices() -> QuerySet[Partner]:
