@@ -158,6 +158,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_broker_dir / "out"),
         "data_folder_processed": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
+        # The worker looks for a new message this often (kombu's default is every second, one
+        # message a look: a burst of pushes would trickle out one a second).
+        "polling_interval": env.float("CELERY_FILESYSTEM_POLL_SECONDS", default=0.05),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

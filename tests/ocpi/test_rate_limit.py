@@ -3,8 +3,8 @@ OCPI envelope, per partner (or per client IP without a valid token), at OCPI_RAT
 others do not notice; a request body over DATA_UPLOAD_MAX_MEMORY_SIZE is an HTTP 413 with OCPI
 status 2001, not Django's HTML page, and changes nothing.
 
-Each test sets its own rate (the suite runs with none: tests/conftest.py) and uses its own client
-IPs, so the counters in the cache belong to it alone.
+Each test sets its own rate (the suite runs with none: tests/conftest.py) and keys its counters
+apart (the `rate` fixture), so the counters in the cache belong to it alone.
 """
 
 import json
@@ -45,7 +45,13 @@ def envelope(response) -> dict:
 
 
 @pytest.fixture
-def rate(settings):
+def rate(settings, monkeypatch):
+    # Counters of this test only: partner ids come back in later tests on SQLite (a rolled-back
+    # insert frees its id there), so a key by partner id alone would carry another test's count.
+    monkeypatch.setattr(
+        PartnerRateThrottle, "cache_format", f"throttle_{uuid.uuid4().hex}_%(scope)s_%(ident)s"
+    )
+
     def set_rate(value: str) -> None:
         settings.OCPI_RATE_LIMIT = value
 
