@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 
 from ocpi import tokens, traffic
 from ocpi.models import Partner, PartnerRole
+from tests.emsp_server import EMSPServer
 
 
 @pytest.fixture(autouse=True)
@@ -70,3 +71,17 @@ def ocpi_client(partner_and_token):
         HTTP_AUTHORIZATION="Token " + tokens.encode_for_header(token, base64_encoded=True)
     )
     return client
+
+
+@pytest.fixture
+def emsp():
+    """A real eMSP on 127.0.0.1 (tests/emsp_server.py); a module may define its own."""
+    server = EMSPServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run a block and the on_commit callbacks it registered, as a commit would."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)

@@ -26,7 +26,7 @@ from billing.cdrs import cdr_credit
 from billing.models_cdrs import CDR
 from ocpi.models import OutboxMessage
 from stations.models import EVSE, Tariff
-from tests.emsp_server import EMSPServer, partner_of
+from tests.emsp_server import partner_of
 from tests.factories import EVSEFactory, LocationFactory, TariffFactory
 from tests.faults.helpers import (
     PrivateRedis,
@@ -79,13 +79,6 @@ def processes(tmp_path):
     started = Processes(tmp_path)
     yield started
     started.stop_all()
-
-
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ import pytest
 
 from billing.models_cdrs import CDR
 from ocpi.models import OutboxMessage
-from tests.emsp_server import EMSPServer, Recorded
+from tests.emsp_server import Recorded
 from tests.factories import EVSEFactory, TariffFactory
 from tests.faults.helpers import DEADLINE, Processes, State, charge, kill, own_queue, until
 from tests.faults.helpers import stored_cdr_ids as stored
@@ -71,13 +71,6 @@ class HeldPost:
         self.release.wait(timeout=DEADLINE)
         if self.drop:
             raise ConnectionAbortedError("test: the eMSP lost the in-flight POST")
-
-
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from ocpi.reconciliation import reconcile_cdrs_task
 from ocpi.tasks import sweep_outbox_task
 from stations import gateway
 from tests.contract import validate_ocpi
-from tests.emsp_server import EMSPServer
 from tests.factories import EVSEFactory, PriceComponentFactory, TariffElementFactory, TariffFactory
 from tests.worker import celery_worker, celery_worker_env  # noqa: F401  (fixtures)
 
@@ -31,13 +30,6 @@ T0 = datetime(2025, 3, 3, 7, 50, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def _settings(settings):
     settings.SESSION_PATCH_INTERVAL = 0
-
-
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from ocpi.outbox import cdr_outbox_write
 from ocpi.reconciliation import cdr_differences, cdr_reconcile, reconcile_cdrs
 from stations import gateway
 from tests.contract import validate_envelope, validate_ocpi, validate_response
-from tests.emsp_server import EMSPServer
 from tests.factories import EVSEFactory, PriceComponentFactory, TariffElementFactory, TariffFactory
 
 pytestmark = pytest.mark.django_db
@@ -348,13 +347,6 @@ def test_a_credit_cdr_and_every_optional_field_meet_the_schema(partner_and_token
 
 
 # --- the push -------------------------------------------------------------------------------------
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def receiving(make_partner, emsp, monkeypatch):
     """A partner with a CDRs receiver at the test eMSP; delivery runs in the test (not queued)."""

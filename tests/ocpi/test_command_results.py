@@ -19,7 +19,6 @@ from ocpi.models import CommandRequest, OutboxMessage
 from stations.gateway import transaction_started
 from stations.models import EVSE
 from tests.contract import validate_ocpi
-from tests.emsp_server import EMSPServer
 from tests.ocpi.gateway_double import (
     client_for,
     make_network,
@@ -46,13 +45,6 @@ def network(db):
 @pytest.fixture(autouse=True)
 def _timeout(settings):
     settings.OCPI_COMMAND_TIMEOUT = 30
-
-
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from ocpi.serializers import parse_credentials
 from ocpi.services import partner_api_fetch, partner_create
 from ocpi.versions import ENDPOINTS
 from tests.contract import validate_envelope, validate_response
-from tests.emsp_server import EMSPServer
 
 CREDENTIALS_URL = "/ocpi/2.2.1/credentials"
 OUR_DETAILS = {
@@ -60,13 +59,6 @@ def call(method: str, path: str, token: str | None, body=None, *, base64_encoded
 def header_token(recorded) -> str:
     value = recorded.headers["Authorization"].removeprefix("Token ")
     return base64.b64decode(value).decode()
-
-
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -34,13 +34,6 @@ def _backoff(settings):
 
 
 @pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def partner(make_partner, emsp):
     return partner_of(make_partner, emsp, request_timeout=1.0)
 

@@ -9,14 +9,6 @@ from rest_framework.test import APIClient
 
 from ocpi import tokens
 from ocpi.models import Partner
-from tests.emsp_server import EMSPServer
-
-
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
 
 
 def run(*args) -> str:

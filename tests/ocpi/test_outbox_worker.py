@@ -9,7 +9,6 @@ from ocpi.datetimes import format_datetime
 from ocpi.models import OutboxMessage
 from ocpi.tasks import sweep_outbox_task
 from stations.models import EVSE
-from tests.emsp_server import EMSPServer
 from tests.factories import LocationFactory, TariffFactory
 from tests.worker import celery_worker, celery_worker_env  # noqa: F401  (fixtures)
 
@@ -17,13 +16,6 @@ pytestmark = [pytest.mark.worker, pytest.mark.usefixtures("transactional_db", "c
 
 State = OutboxMessage.State
 BASE = "/ocpi/emsp/2.2.1"
-
-
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

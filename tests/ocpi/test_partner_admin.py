@@ -11,7 +11,6 @@ from rest_framework.test import APIClient
 from ocpi import tokens
 from ocpi.models import Partner, PartnerRole
 from ocpi.services import partner_create
-from tests.emsp_server import EMSPServer
 
 CHANGELIST = "/admin/ocpi/partner/"
 
@@ -20,13 +19,6 @@ CHANGELIST = "/admin/ocpi/partner/"
 def _fast_passwords(settings):
     # Hashing the admin user's password the production way costs about a second per test.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
 
 
 def messages_of(response) -> list[str]:

@@ -17,14 +17,6 @@ from ocpi.services import (
     partner_create,
     register_with_partner,
 )
-from tests.emsp_server import EMSPServer
-
-
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

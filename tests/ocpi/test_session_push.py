@@ -22,8 +22,10 @@ pytestmark = [pytest.mark.worker, pytest.mark.usefixtures("transactional_db", "c
 
 SESSIONS = "/ocpi/emsp/2.2.1/sessions"
 CLOCK = {
-    # One real second is 20 simulated minutes; the charger answers at once; no PATCH throttling.
-    "SIMULATOR_TIME_SCALE": "1200",
+    # One real second is 10 simulated minutes (the charge takes about 3 s, time for a busy worker
+    # to send PATCHes before the next update supersedes them); the charger answers at once; no
+    # PATCH throttling.
+    "SIMULATOR_TIME_SCALE": "600",
     "SIMULATOR_RESPONSE_SECONDS": "1",
     "SESSION_PATCH_INTERVAL": "0",
 }
@@ -38,13 +40,6 @@ def celery_worker_env():
 def _clock(settings):
     for name, value in CLOCK.items():
         setattr(settings, name, float(value))
-
-
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

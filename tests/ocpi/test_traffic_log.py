@@ -28,23 +28,9 @@ from ocpi.client import OCPIClient
 from ocpi.exceptions import PartnerUnavailable
 from ocpi.models import Partner, TrafficLog
 from ocpi.redact import REDACTED, RedactTokensFilter
-from tests.emsp_server import EMSPServer
 
 LOCATIONS = "/ocpi/cpo/2.2.1/locations"
 Direction = TrafficLog.Direction
-
-
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run a block and the on_commit callbacks it registered, as a commit would."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 def client_for(token: str) -> APIClient:

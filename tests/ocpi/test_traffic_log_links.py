@@ -29,7 +29,6 @@ from ocpi.delivery import outbox_deliver, outbox_retry, outbox_skip
 from ocpi.models import CommandRequest, OutboxMessage, TrafficLog
 from ocpi.outbox import cdr_outbox_write, render_cdr
 from tests.billing.cdr_factories import CDRFactory
-from tests.emsp_server import EMSPServer
 from tests.factories import EVSEFactory, LocationFactory, TariffFactory
 from tests.ocpi.gateway_double import (
     client_for,
@@ -45,19 +44,6 @@ CHANGELIST = "/admin/ocpi/trafficlog/"
 EMSP = "/ocpi/emsp/2.2.1"
 State = OutboxMessage.State
 Direction = TrafficLog.Direction
-
-
-@pytest.fixture
-def emsp():
-    server = EMSPServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run a block and the on_commit callbacks it registered, as a commit would."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 @pytest.fixture(autouse=True)
