@@ -702,7 +702,7 @@ def cdr_created_push(sender, cdr: CDR, **kwargs) -> None:
     cdr_outbox_write(cdr)
 
 
-def _cdr_ids(row: OutboxMessage) -> tuple[str, str, str] | None:
+def cdr_ids_of_row(row: OutboxMessage) -> tuple[str, str, str] | None:
     """(country_code, party_id, id) of the CDR a row POSTs: the role from its object key (2.1.1
     CDRs carry no role), the id from its body."""
     parts = row.object_key.split("/")
@@ -717,7 +717,7 @@ def _cdr_ids(row: OutboxMessage) -> tuple[str, str, str] | None:
 
 def cdr_of_row(row: OutboxMessage) -> CDR | None:
     """The CDR an outbox row POSTs, or None."""
-    ids = _cdr_ids(row)
+    ids = cdr_ids_of_row(row)
     if ids is None:
         return None
     return CDR.objects.filter(
@@ -739,7 +739,7 @@ def cdr_rows(cdr: CDR, *, states: Iterable[str]) -> list[OutboxMessage]:
     ).order_by("id")
     found = []
     for row in rows:
-        ids = _cdr_ids(row)
+        ids = cdr_ids_of_row(row)
         if ids is not None and tuple(i.lower() for i in ids) == wanted:
             found.append(row)
     return found

@@ -130,9 +130,12 @@ class EMSPServer:
         self.start()
 
     # -- lifecycle --------------------------------------------------------------------------
+    def handler_class(self) -> type:
+        """The request handler (a test server that misbehaves on purpose supplies its own)."""
+        return _make_handler(self)
+
     def start(self) -> None:
-        handler = _make_handler(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler_class())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         # A short poll interval makes stop() quick (shutdown waits for one poll).

@@ -360,7 +360,7 @@ def traffic_resend(*, traffic_ids: list[int]) -> ResendReport:
     report.skipped += [f"{count} row(s) {why}" for why, count in left.items()]
 
     with transaction.atomic():
-        cdr_ids = set()
+        cdr_ids, retry_ids = set(), []
         messages = OutboxMessage.objects.select_for_update().filter(pk__in=message_ids)
         for message in messages.order_by("pk"):
             name = f"outbox #{message.pk} ({message.method} {message.object_key})"
@@ -369,7 +369,7 @@ def traffic_resend(*, traffic_ids: list[int]) -> ResendReport:
             elif message.state == OutboxMessage.State.SUPERSEDED:
                 report.skipped.append(f"{name}: superseded ({message.last_error[:100]})")
             elif (cdr := outbox.cdr_of_row(message)) is None:
-                outbox_retry(message_ids=[message.pk])
+                retry_ids.append(message.pk)
                 report.queued.append(name)
             elif cdr.pk not in cdr_ids:  # a CDR once: its request retries all its rows
                 cdr_ids.add(cdr.pk)
@@ -377,6 +377,8 @@ def traffic_resend(*, traffic_ids: list[int]) -> ResendReport:
                     report.queued += cdr_request_delivery(cdr=cdr)
                 except CDRError as exc:
                     report.skipped.append(f"{name}: {exc}")
+        if retry_ids:
+            outbox_retry(message_ids=retry_ids)
     return report
 
 

@@ -129,7 +129,7 @@ def _message_refs(message: OutboxMessage) -> list[_Ref]:
     """What an outbox row pushed (ocpi.outbox writes its object keys)."""
     module, *ids = [unquote(part) for part in message.object_key.split("/")]
     if module == outbox.CDRS:
-        cdr_ids = outbox._cdr_ids(message)  # the CDR's id is in the POST's body only
+        cdr_ids = outbox.cdr_ids_of_row(message)  # the CDR's id is in the POST's body only
         return [_ref(CDR_KIND, message.partner_id, *cdr_ids)] if cdr_ids else []
     if message.interface_role == outbox.RESPONSE_URL and len(ids) == 1:
         return [_ref(COMMAND, message.partner_id, ids[0])]  # `{module}/{request_ref}`

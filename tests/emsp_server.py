@@ -8,9 +8,6 @@ JSON, HTML pages, JSON that is not an OCPI envelope. Every other request, and ev
 the modes of EMSPServer, is handled as EMSPServer handles it.
 """
 
-import threading
-from http.server import ThreadingHTTPServer
-
 from ocpi.sandbox_emsp import EMSPServer, Recorded, _make_handler
 
 __all__ = [
@@ -85,15 +82,8 @@ class BadRepliesEMSPServer(EMSPServer):
         self.bad_reply_paths = bad_reply_paths
         super().__init__(*args, **kwargs)
 
-    def start(self) -> None:  # EMSPServer.start, with the handler below
-        handler = _bad_replies_handler(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+    def handler_class(self) -> type:
+        return _bad_replies_handler(self)
 
 
 def _bad_replies_handler(server: BadRepliesEMSPServer):

@@ -87,43 +87,52 @@ def purge_queue(queue: str, *, delete: bool = False) -> None:
             bound.delete()
 
 
-def start_worker(*, queue: str, env: dict[str, str], log_path: Path) -> WorkerProcess:
-    """Start `celery worker` on `queue` and wait until it is ready."""
-    worker_env = {**os.environ, **env}
-    worker_env.update(
+def start_celery(
+    arguments: list[str], *, queue: str, env: dict[str, str], log_path: Path, ready: str
+) -> WorkerProcess:
+    """Start `celery -A cpo_platform <arguments>` with the tests' database and `queue` as the
+    default queue, in a process group of its own; wait until its log says `ready`."""
+    celery_env = {**os.environ, **env}
+    celery_env.update(
         DATABASE_URL=worker_database_url(),
         CELERY_TASK_DEFAULT_QUEUE=queue,
         CELERY_TASK_ALWAYS_EAGER="false",
         PYTHONUNBUFFERED="1",
     )
-    command = [
-        sys.executable, "-m", "celery", "-A", "cpo_platform", "worker",
-        "--pool=threads", "--concurrency=2", "-Q", queue, "-n", f"{queue}@%h",
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO",
-    ]  # fmt: skip
-    log_file = log_path.open("wb")
-    try:
+    command = [sys.executable, "-m", "celery", "-A", "cpo_platform", *arguments]
+    with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             command,
             cwd=REPO,
-            env=worker_env,
+            env=celery_env,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, killed as a whole on teardown
         )
-    finally:
-        log_file.close()
-    worker = WorkerProcess(process, queue, log_path)
+    started = WorkerProcess(process, queue, log_path)
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
-        if not worker.alive():
-            raise RuntimeError(f"Celery worker exited ({process.returncode}):\n{worker.log()}")
-        if " ready." in worker.log():
-            return worker
+        if not started.alive():
+            raise RuntimeError(
+                f"celery {arguments[0]} exited ({process.returncode}):\n{started.log()}"
+            )
+        if ready in started.log():
+            return started
         time.sleep(0.1)
-    stop_worker(worker)
-    raise RuntimeError(f"Celery worker not ready within {READY_TIMEOUT:g}s:\n{worker.log()}")
+    stop_worker(started)
+    raise RuntimeError(
+        f"celery {arguments[0]} not ready within {READY_TIMEOUT:g}s:\n{started.log()}"
+    )
+
+
+def start_worker(*, queue: str, env: dict[str, str], log_path: Path) -> WorkerProcess:
+    """Start `celery worker` on `queue` and wait until it is ready."""
+    arguments = [
+        "worker", "--pool=threads", "--concurrency=2", "-Q", queue, "-n", f"{queue}@%h",
+        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO",
+    ]  # fmt: skip
+    return start_celery(arguments, queue=queue, env=env, log_path=log_path, ready=" ready.")
 
 
 def stop_worker(worker: WorkerProcess) -> None:

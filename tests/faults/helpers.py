@@ -14,7 +14,6 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,13 +36,11 @@ from stations import gateway
 from stations.models import EVSE
 from tests.emsp_server import EMSPServer, Recorded
 from tests.worker import (
-    READY_TIMEOUT,
-    REPO,
     WorkerProcess,
     purge_queue,
+    start_celery,
     start_worker,
     stop_worker,
-    worker_database_url,
 )
 
 State = OutboxMessage.State
@@ -74,46 +71,13 @@ def all_sent() -> bool:
 
 
 # --- processes ------------------------------------------------------------------------------
-def _wait_for_log(process: WorkerProcess, marker: str, what: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if not process.alive():
-            raise RuntimeError(f"{what} exited ({process.process.returncode}):\n{process.log()}")
-        if marker in process.log():
-            return
-        time.sleep(0.1)
-    stop_worker(process)
-    raise RuntimeError(f"{what} not ready within {READY_TIMEOUT:g}s:\n{process.log()}")
-
-
 def start_beat(*, queue: str, env: dict[str, str], directory: Path) -> WorkerProcess:
     """`celery -A cpo_platform beat` as production runs it (README "Configuration"), sending its
     schedule to `queue` with the tests' database; waits until its scheduler runs."""
-    beat_env = {**os.environ, **env}
-    beat_env.update(
-        DATABASE_URL=worker_database_url(),
-        CELERY_TASK_DEFAULT_QUEUE=queue,
-        CELERY_TASK_ALWAYS_EAGER="false",
-        PYTHONUNBUFFERED="1",
+    arguments = ["beat", "-s", str(directory / "celerybeat-schedule"), "--loglevel=INFO"]
+    return start_celery(
+        arguments, queue=queue, env=env, log_path=directory / "beat.log", ready="beat: Starting..."
     )
-    log_path = directory / "beat.log"
-    command = [
-        sys.executable, "-m", "celery", "-A", "cpo_platform", "beat",
-        "-s", str(directory / "celerybeat-schedule"), "--loglevel=INFO",
-    ]  # fmt: skip
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=beat_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    beat = WorkerProcess(process, queue, log_path)
-    _wait_for_log(beat, "beat: Starting...", "celery beat")
-    return beat
 
 
 def kill(process: WorkerProcess) -> int:
